@@ -1,0 +1,50 @@
+"""slimkit: make PyTorch models faster, smaller and more accurate, and prove it.
+
+The public Python API. Names are imported lazily, so ``import slimkit`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "baseline": "slimkit.pipeline.baseline",
+    "load_run": "slimkit.api",
+    "export": "slimkit.api",
+    "profile": "slimkit.api",
+    "Run": "slimkit.pipeline.run",
+    "Candidate": "slimkit.pipeline.run",
+    "TrainConfig": "slimkit.training.config",
+    "ProfileSettings": "slimkit.measure.timing",
+    "SlimkitError": "slimkit.errors",
+}
+
+__all__ = [
+    "Candidate",
+    "ProfileSettings",
+    "Run",
+    "SlimkitError",
+    "TrainConfig",
+    "__version__",
+    "baseline",
+    "export",
+    "load_run",
+    "profile",
+]
+
+if TYPE_CHECKING:
+    from slimkit.api import export, load_run, profile
+    from slimkit.errors import SlimkitError
+    from slimkit.measure.timing import ProfileSettings
+    from slimkit.pipeline.baseline import baseline
+    from slimkit.pipeline.run import Candidate, Run
+    from slimkit.training.config import TrainConfig
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'slimkit' has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""Python API functions that are not a pipeline step of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from slimkit.deploy.export import export_onnx, export_torchscript
+from slimkit.errors import StoreError
+from slimkit.measure.profile import profile_onnx, profile_torch, resolve_shape
+from slimkit.measure.timing import ProfileSettings
+from slimkit.pipeline.run import Run
+from slimkit.pipeline.store import load_model, read_manifest
+from slimkit.tasks import load_task
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder's run.json into a Run."""
+    return read_manifest(path)
+
+
+def export(
+    run: str | Path | Run,
+    to: str | Path,
+    *,
+    candidate: str | None = None,
+    format: Literal["onnx", "torchscript"] = "onnx",
+    force: bool = False,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Export a run's candidate (default: the selected one) to ``to``, checked against torch on
+    the task's real test inputs. Returns the parity record."""
+    run = run if isinstance(run, Run) else load_run(run)
+    cid = candidate or run.selected or run.baseline
+    if cid is None:
+        raise StoreError(f"run {run.run!r} has no finished candidate to export")
+    cand = run.candidate(cid)
+    if "torch" not in cand.artifacts:
+        raise StoreError(f"candidate {cid} has no torch model to export")
+    to = Path(to)
+    if to.exists() and not force:
+        raise StoreError(f"{to} already exists; pass --force to replace it")
+    assert run.path is not None
+    model, spec = load_model(run.path / cand.artifacts["torch"])
+    task = load_task(run.task, seed=run.seed, cache_dir=cache_dir)
+    inputs = task.test.x[:512]
+    shape = tuple(spec["input_shape"])
+    if format == "onnx":
+        return export_onnx(model, shape, to, inputs)
+    return export_torchscript(model, shape, to, inputs)
+
+
+def profile(
+    path: str | Path, settings: ProfileSettings | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """Profile an ONNX file (onnxruntime) or a slimkit model file (.pt, torch eager)."""
+    path = Path(path)
+    settings = settings or ProfileSettings()
+    if path.suffix == ".pt":
+        from slimkit.measure.profile import model_stats
+
+        model, spec = load_model(path)
+        input_shape = tuple(spec["input_shape"])
+        return {"backend": "torch", "input_shape": list(input_shape),
+                **profile_torch(model, input_shape, settings),
+                **model_stats(model, input_shape)}
+    input_shape = resolve_shape(path, shape)
+    result = profile_onnx(path, settings, shape=input_shape)
+    return {"backend": "onnxruntime", "input_shape": list(input_shape),
+            "size_bytes": path.stat().st_size, **result}

@@ -1,0 +1,225 @@
+"""The command line: thin Typer commands that parse, call the public API and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from slimkit.console import console
+from slimkit.errors import SlimkitError
+
+try:  # Typer >= 0.20 vendors Click; older versions use the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+app = typer.Typer(
+    name="slimkit",
+    help="Make PyTorch models faster, smaller and more accurate, and prove it with measurements.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SetOption = Annotated[
+    Optional[list[str]],  # noqa: UP045 - Typer needs Optional here
+    typer.Option("--set", help="override a parameter: model.<p>=V or train.<p>=V (repeatable)"),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+Threads = Annotated[int, typer.Option(min=1, max=256, help="threads for latency/throughput")]
+CacheDir = Annotated[Optional[Path],  # noqa: UP045
+                     typer.Option(help="where task data is cached [default: ~/.cache/slimkit]")]
+
+
+@app.command()
+def baseline(
+    task: Annotated[str, typer.Option(help="a task from `slimkit tasks`")] = "mnist1d",
+    model: Annotated[Optional[str],  # noqa: UP045
+                     typer.Option(help="a model from `slimkit models` [default: the task's]")
+                     ] = None,
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option(help="run folder to create")] = Path("runs/baseline"),
+    seed: Annotated[int, typer.Option(help="seed of splits, init and training")] = 0,
+    threads: Threads = 1,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train, measure and export a baseline model (candidate c0) into a new run folder.
+
+    --set model.<p>=V sets a model parameter (see `slimkit models`); --set train.<p>=V a
+    trainer parameter: optimizer (adam|adamw|sgd), lr, momentum, batch_size, epochs,
+    schedule (cosine|step|none), step_size, gamma, weight_decay (L2), l1, label_smoothing,
+    patience (early stopping; null = off), restore_best; --set profile.<p>=V a measurement
+    setting: warmup, min_runs, min_seconds, max_seconds, batch, throughput_batch.
+    """
+    from slimkit.measure.timing import ProfileSettings
+    from slimkit.overrides import split_baseline_overrides
+    from slimkit.pipeline import baseline as run_baseline
+    from slimkit.report.table import run_table
+    from slimkit.validation import validate
+
+    sections = split_baseline_overrides(set_ or [])
+    settings = validate(ProfileSettings, {"threads": threads, **sections["profile"]},
+                        prefix="profile", error=SlimkitError)
+    run = run_baseline(task, model, sections["model"], sections["train"], out=out, seed=seed,
+                       threads=settings.threads, cache_dir=cache_dir, progress=not quiet,
+                       profile=settings)
+    console.print(run_table(run))
+    console.print(f"run written to {out}/run.json; ONNX model: "
+                  f"{out}/{run.candidates[0].artifacts['onnx']}")
+
+
+
+@app.command()
+def show(
+    run: Annotated[Path, typer.Argument(help="a run folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print run.json")] = False,
+) -> None:
+    """Show a run's candidates and measurements (--json: the run.json manifest)."""
+    from slimkit.api import load_run
+    from slimkit.report.table import run_table
+
+    loaded = load_run(run)
+    if as_json:
+        assert loaded.path is not None
+        sys.stdout.write((loaded.path / "run.json").read_text())
+        return
+    console.print(run_table(loaded))
+
+
+def _parse_ints(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SlimkitError(f"{option} {text!r}: expected comma-separated integers") from None
+    if not values or any(v < 1 for v in values):
+        raise SlimkitError(f"{option} {text!r}: every value must be >= 1")
+    return values
+
+
+@app.command()
+def profile(
+    model: Annotated[Path, typer.Argument(help="an ONNX file or a slimkit model.pt")],
+    batch: Annotated[str, typer.Option(help="latency batch,throughput batch")] = "1,256",
+    threads: Threads = 1,
+    shape: Annotated[Optional[str],  # noqa: UP045
+                     typer.Option(help="per-sample input shape, e.g. 1,40")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Measure latency, throughput, size and memory of any ONNX file (or slimkit model.pt)."""
+    from slimkit.api import profile as run_profile
+    from slimkit.measure.timing import ProfileSettings
+    from slimkit.report.table import profile_table
+
+    batches = _parse_ints(batch, "--batch")
+    if len(batches) > 2:
+        raise SlimkitError(f"--batch {batch!r}: give one or two sizes (latency,throughput)")
+    settings = ProfileSettings(threads=threads, batch=batches[0], throughput_batch=batches[-1])
+    dims = _parse_ints(shape, "--shape") if shape else None
+    result = run_profile(model, settings, dims)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    console.print(profile_table(f"{model} · {result['backend']} · input "
+                                f"{tuple(result['input_shape'])}", result))
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="a run folder")],
+    to: Annotated[Path, typer.Option(help="file to write")],
+    format: Annotated[str, typer.Option(help="onnx or torchscript")] = "onnx",
+    candidate: Annotated[Optional[str],  # noqa: UP045
+                         typer.Option(help="candidate id [default: selected]")] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing file")] = False,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Export a candidate to ONNX or TorchScript, checked against the torch model."""
+    from slimkit.api import export as run_export
+
+    if format not in ("onnx", "torchscript"):
+        raise SlimkitError(f"--format {format!r}: choose onnx or torchscript")
+    parity = run_export(run, to, candidate=candidate, format=format,  # type: ignore[arg-type]
+                        force=force, cache_dir=cache_dir)
+    console.print(f"wrote {to} ({format}); outputs match torch on {parity['samples']} test "
+                  f"inputs, max abs difference {parity['max_abs_diff']:.2e}")
+
+
+@app.command()
+def tasks() -> None:
+    """List the built-in tasks."""
+    from slimkit.tasks import TASKS
+
+    table = Table(title="tasks")
+    for col in ("name", "description", "metric", "default model"):
+        table.add_column(col)
+    for name in TASKS.names():
+        spec = TASKS.get(name)
+        table.add_row(name, spec.description, spec.metric, spec.default_model)
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the model families and their parameters with defaults."""
+    from slimkit.models import MODELS
+
+    table = Table(title="models")
+    for col in ("name", "description", "inputs", "parameters (defaults)"):
+        table.add_column(col)
+    for name in MODELS.names():
+        family = MODELS.get(name)
+        params = ", ".join(f"{k}={f.default}" for k, f in family.config.model_fields.items())
+        ranks = "/".join(f"{r}-d" for r in family.input_ranks)
+        table.add_row(name, family.description, ranks, params)
+    console.print(table)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from slimkit import __version__
+
+        print(f"slimkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version")] = False,
+) -> None:
+    """Make PyTorch models faster, smaller and more accurate, and prove it with measurements."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one line and exit 2; internal errors exit 1."""
+    try:
+        result = app(args=argv, prog_name="slimkit", standalone_mode=False)
+    except click_exceptions.UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":
+            print(err.format_message())
+            return 0
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        return 2
+    except SlimkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (click_exceptions.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,55 @@
+"""The one timing loop every backend and every candidate is measured with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProfileSettings(BaseModel):
+    """How latency and throughput are measured (recorded with every profile)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int = Field(1, ge=1, le=256, description="intra-op threads for both backends")
+    batch: int = Field(1, ge=1, description="batch size of the latency measurement")
+    throughput_batch: int = Field(256, ge=1, description="batch size of the throughput run")
+    warmup: int = Field(10, ge=0, description="untimed calls before timing")
+    min_runs: int = Field(200, ge=1, description="timed calls at least")
+    min_seconds: float = Field(1.0, ge=0, description="timed seconds at least")
+    max_seconds: float = Field(30.0, gt=0, description="stop after this long (min 10 runs)")
+
+
+def time_calls(fn: Callable[[], object], settings: ProfileSettings) -> np.ndarray:
+    """Call ``fn`` ``warmup`` times, then time calls until both ``min_runs`` and ``min_seconds``
+    are reached (or ``max_seconds`` passed with at least 10 runs). Returns seconds per call."""
+    for _ in range(settings.warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        elapsed = t1 - start
+        if len(times) >= settings.min_runs and elapsed >= settings.min_seconds:
+            break
+        if elapsed >= settings.max_seconds and len(times) >= 10:
+            break
+    return np.asarray(times)
+
+
+def summarize(times: np.ndarray, batch: int) -> dict[str, float]:
+    """Latency percentiles in milliseconds for one batch size."""
+    p50, p95, p99 = np.percentile(times * 1e3, [50, 95, 99])
+    return {"p50": round(float(p50), 5), "p95": round(float(p95), 5),
+            "p99": round(float(p99), 5), "batch": batch, "runs": len(times)}
+
+
+def throughput(times: np.ndarray, batch: int) -> float:
+    """Samples per second over all timed calls."""
+    return round(batch * len(times) / float(times.sum()), 1)

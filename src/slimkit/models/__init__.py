@@ -1,0 +1,22 @@
+"""Model families. Importing this package registers them."""
+
+from slimkit.models import cnn, mlp  # noqa: F401  (registers the families)
+from slimkit.models.base import (
+    MODELS,
+    ModelConfig,
+    ModelFamily,
+    build_model,
+    count_params,
+    model_config,
+    register_model,
+)
+
+__all__ = [
+    "MODELS",
+    "ModelConfig",
+    "ModelFamily",
+    "build_model",
+    "count_params",
+    "model_config",
+    "register_model",
+]

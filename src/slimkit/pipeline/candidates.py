@@ -1,0 +1,69 @@
+"""Turn a trained torch model into a measured Candidate with checked artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from slimkit.deploy.export import export_onnx, run_onnx
+from slimkit.measure.evaluate import metrics_from_logits
+from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
+from slimkit.measure.timing import ProfileSettings
+from slimkit.pipeline.run import Candidate
+from slimkit.pipeline.store import save_model
+from slimkit.tasks.base import Task
+
+PARITY_SAMPLES = 512
+
+
+def onnx_metrics(path: Path, task: Task) -> dict[str, dict[str, float]]:
+    """Metrics of the deployable ONNX model on val (decides) and test (reported only)."""
+    return {split: metrics_from_logits(run_onnx(path, task.splits[split].x), task.splits[split].y)
+            for split in ("val", "test")}
+
+
+def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
+                      settings: ProfileSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, profile) of a candidate; the same code measures every candidate."""
+    metrics = onnx_metrics(onnx_path, task)
+    onnx_profile = profile_onnx(onnx_path, settings, shape=task.input_shape)
+    peak = onnx_profile.pop("peak_rss_mb")
+    model_rss = onnx_profile.pop("model_rss_mb")
+    profile = {
+        "onnxruntime": onnx_profile,
+        "torch": profile_torch(model, task.input_shape, settings),
+        **model_stats(model, task.input_shape),
+        "size_bytes": onnx_path.stat().st_size,
+        "peak_rss_mb": peak,
+        "model_rss_mb": model_rss,
+    }
+    return metrics, profile
+
+
+def materialize(
+    cid: str,
+    parent: str | None,
+    technique: str,
+    params: dict[str, Any],
+    model: nn.Module,
+    model_spec: dict[str, Any],
+    task: Task,
+    run_dir: Path,
+    settings: ProfileSettings,
+    training: dict[str, Any] | None = None,
+) -> Candidate:
+    """Save, export (with parity check), evaluate and profile ``model`` as candidate ``cid``."""
+    folder = Path("candidates") / cid
+    torch_rel, onnx_rel = folder / "model.pt", folder / "model.onnx"
+    save_model(run_dir / torch_rel, model, model_spec)
+    export = export_onnx(model, task.input_shape, run_dir / onnx_rel,
+                         task.test.x[:PARITY_SAMPLES])
+    metrics, profile = measure_candidate(model, run_dir / onnx_rel, task, settings)
+    return Candidate(
+        id=cid, parent=parent, technique=technique, params=params, status="ok",
+        metrics=metrics, profile=profile,
+        artifacts={"torch": str(torch_rel), "onnx": str(onnx_rel)},
+        model=model_spec, training=training or {}, export=export,
+    )

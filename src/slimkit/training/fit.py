@@ -1,0 +1,151 @@
+"""The fit loop: seeded, deterministic on CPU, with regularization and early stopping."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from slimkit.measure.evaluate import evaluate
+from slimkit.tasks.base import Task
+from slimkit.training.config import TrainConfig
+from slimkit.training.progress import EpochProgress
+
+LossHook = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    """What happened during ``fit``: per-epoch history and the epoch whose weights were kept."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: float = float("nan")
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best_epoch": self.best_epoch,
+            "best_val": self.best_val,
+            "epochs_run": len(self.history),
+            "stopped_early": self.stopped_early,
+            "seconds": round(self.seconds, 3),
+            "history": self.history,
+        }
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
+    return None
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Sum of absolute values of weight tensors (biases and norm parameters excluded)."""
+    weights = [p for n, p in model.named_parameters() if p.dim() > 1 and n.endswith("weight")]
+    return torch.stack([w.abs().sum() for w in weights]).sum()
+
+
+def _improved(value: float, best: float, direction: str) -> bool:
+    if best != best:  # nan: nothing seen yet
+        return True
+    return value > best if direction == "maximize" else value < best
+
+
+def fit(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    seed: int = 0,
+    *,
+    progress: bool = True,
+    description: str = "train",
+    extra_loss: LossHook | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``task.train``, selecting on ``task.val``.
+
+    Args:
+        extra_loss: ``f(model, x, y, logits) -> loss`` added to the task loss (distillation, ...).
+        on_epoch: called after every epoch with ``(epoch, record)``; it may raise to stop
+            (e.g. an Optuna pruner).
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x_train = torch.from_numpy(task.train.x)
+    y_train = torch.from_numpy(task.train.y)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    optimizer = make_optimizer(model, config)
+    schedule = make_schedule(optimizer, config)
+    result = TrainResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    stale = 0
+    start = time.perf_counter()
+    with EpochProgress(config.epochs, description, enabled=progress) as bar:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            order = torch.randperm(len(y_train), generator=generator)
+            total, count = 0.0, 0
+            for i in range(0, len(order), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                x, y = x_train[idx], y_train[idx]
+                logits = model(x)
+                loss = criterion(logits, y)
+                if config.l1 > 0:
+                    loss = loss + config.l1 * l1_penalty(model)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model, x, y, logits)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            if schedule is not None:
+                schedule.step()
+            val = evaluate(model, task.val, task)
+            record = {
+                "epoch": epoch,
+                "train_loss": total / count,
+                "val_loss": val["loss"],
+                f"val_{task.metric}": val[task.metric],
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            result.history.append(record)
+            bar.update(record, task.metric)
+            if _improved(val[task.metric], result.best_val, task.direction):
+                result.best_val, result.best_epoch, stale = val[task.metric], epoch, 0
+                if config.restore_best:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(epoch, record)
+            if config.patience is not None and stale >= config.patience:
+                result.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - start
+    return result
