@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,12 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _first_line(err: Exception) -> str:
+    """The first line of an exception message, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
 def _torch_outputs(model: nn.Module, inputs: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
@@ -69,7 +76,11 @@ def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarr
 def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
                atol: float = FP32_ATOL) -> dict[str, Any]:
     """Compare the ONNX file's outputs with ``model``'s on ``inputs``; raise ExportError if off."""
-    return _parity("ONNX", _torch_outputs(model, inputs), run_onnx(path, inputs), atol)
+    try:
+        got = run_onnx(path, inputs)
+    except Exception as err:  # onnxruntime refuses the graph or fails on real inputs
+        raise ExportError(f"exported ONNX model fails on real inputs: {_first_line(err)}") from None
+    return _parity("ONNX", _torch_outputs(model, inputs), got, atol)
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
@@ -88,8 +99,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
                     verbose=False, optimize=True,
                 )
         except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"ONNX export failed: {first[:300]}") from None
+            raise ExportError(f"ONNX export failed: {_first_line(err)}") from None
         parity = check_onnx(model, tmp, check_inputs, atol)
     return {"format": "onnx", "exporter": "torch.onnx.export(dynamo=True)", **parity}
 
@@ -106,7 +116,6 @@ def export_torchscript(model: nn.Module, input_shape: tuple[int, ...], path: str
                 loaded = torch.jit.load(str(tmp))
                 got = loaded(torch.from_numpy(check_inputs)).numpy()
         except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ExportError(f"TorchScript export failed: {first[:300]}") from None
+            raise ExportError(f"TorchScript export failed: {_first_line(err)}") from None
         parity = _parity("TorchScript", _torch_outputs(model, check_inputs), got, atol)
     return {"format": "torchscript", "exporter": "torch.jit.trace", **parity}

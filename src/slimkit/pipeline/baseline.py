@@ -42,11 +42,10 @@ def baseline(
     tconf = train if isinstance(train, TrainConfig) else validate(
         TrainConfig, dict(train or {}), prefix="train", error=RecipeError)
     settings = (profile or ProfileSettings()).model_copy(update={"threads": threads})
-    folder = prepare_folder(out)
-
     data = load_task(task, seed=seed, cache_dir=cache_dir)
     torch.manual_seed(seed)
     net = build_model(family, margs, data.input_shape, data.num_classes)
+    folder = prepare_folder(out)  # only after every input is known to be valid
     run = Run(
         run=folder.name, task=task, seed=seed, env=environment(threads),
         task_spec=data.spec(), path=folder,

@@ -22,7 +22,8 @@ def run_table(run: Run) -> Table:
     for col in ("id", "parent", "technique", f"val {metric}", f"test {metric}",
                 "ort p50 b=1", "ort thr b=256", "torch p50 b=1", "size", "params",
                 "MACs", "status"):
-        table.add_column(col, justify="left" if col in ("id", "parent", "technique") else "right")
+        left = col in ("id", "parent", "technique")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for c in run.candidates:
         latency = _ort(c, "latency_ms") or {}
         torch_latency = c.profile.get("torch", {}).get("latency_ms", {})

@@ -1,0 +1,124 @@
+"""The command line as a user runs it: real processes for the entry point, in-process for speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slimkit.cli import main
+from slimkit.pipeline.run import Run
+
+FAST = ["--set", "profile.min_runs=5", "--set", "profile.min_seconds=0",
+        "--set", "profile.throughput_batch=16", "--quiet"]
+
+
+def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_entry_point_bad_flag_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "slimkit.cli", "baseline", "--bogus"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "No such option: --bogus" in _one_line_error(proc.stderr)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["baseline", "--task", "nope"], "unknown task 'nope'; choose one of: digits, mnist1d"),
+    (["baseline", "--model", "resnet"], "unknown model 'resnet'; choose one of: cnn1d"),
+    (["baseline", "--set", "model.widht=3"], "model.widht: unknown parameter; allowed: "),
+    (["baseline", "--set", "train.lr=fast"], "train.lr: input should be a valid number"),
+    (["baseline", "--set", "train.epochs=0"], "train.epochs: input should be greater than"),
+    (["baseline", "--set", "train.momentum=1.5"], "train.momentum: input should be less than 1"),
+    (["baseline", "--set", "lr=0.1"], "--set lr: expected model.<param>, train.<param>"),
+    (["baseline", "--set", "train.lr"], "--set 'train.lr': expected key=value"),
+    (["baseline", "--task", "digits", "--model", "cnn1d"], "model 'cnn1d' takes 2-d inputs"),
+    (["baseline", "--threads", "0"], "Invalid value for '--threads'"),
+    (["profile", "missing.onnx"], "missing.onnx: no such ONNX file"),
+    (["profile", "x.onnx", "--batch", "1,a"], "--batch '1,a': expected comma-separated"),
+    (["show", "."], "not a slimkit run (no run.json)"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_bad_input_is_one_clear_line(capsys, tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(capsys, *args, "--out", "run") if args[0] == "baseline" else _cli(
+        capsys, *args)
+    assert code == 2
+    assert message in _one_line_error(err)
+    assert not (tmp_path / "run").exists()  # validation happens before anything is written
+
+
+def test_corrupt_onnx_file(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x01garbage")
+    code, _, err = _cli(capsys, "profile", str(bad))
+    assert code == 2 and "not a valid ONNX model" in _one_line_error(err)
+
+
+def test_out_folder_with_other_files_is_left_alone(capsys, tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    code, _, err = _cli(capsys, "baseline", "--out", str(tmp_path), *FAST)
+    assert code == 2 and "holds other files" in _one_line_error(err)
+    assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]
+
+
+def test_finished_run_is_not_overwritten(capsys, tiny_run: Run) -> None:
+    before = (tiny_run.path / "run.json").read_bytes()
+    code, _, err = _cli(capsys, "baseline", "--out", str(tiny_run.path), *FAST)
+    assert code == 2 and "already holds a finished run" in _one_line_error(err)
+    assert (tiny_run.path / "run.json").read_bytes() == before
+
+
+def test_baseline_show_profile_export(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, _ = _cli(capsys, "baseline", "--task", "digits", "--model", "mlp",
+                           "--set", "model.width=16", "--set", "train.epochs=2",
+                           "--set", "train.l1=1e-5", "--out", str(out), *FAST)
+    assert code == 0 and "c0 (baseline, selected)" in stdout
+    data = json.loads((out / "run.json").read_text())
+    assert data["candidates"][0]["params"]["l1"] == 1e-5
+    assert data["candidates"][0]["model"]["args"]["width"] == 16
+
+    code, stdout, _ = _cli(capsys, "show", str(out), "--json")
+    assert code == 0 and json.loads(stdout) == data
+    code, stdout, _ = _cli(capsys, "show", str(out))
+    assert code == 0 and "test accuracy" in stdout
+
+    onnx_path = out / "candidates/c0/model.onnx"
+    code, stdout, _ = _cli(capsys, "profile", str(onnx_path), "--json", "--batch", "2,8")
+    result = json.loads(stdout)
+    assert code == 0 and result["latency_ms"]["batch"] == 2 and result["throughput_batch"] == 8
+    assert result["input_shape"] == [1, 8, 8]
+
+    for fmt, name in (("onnx", "m.onnx"), ("torchscript", "m.ts")):
+        code, stdout, _ = _cli(capsys, "export", str(out), "--format", fmt,
+                               "--to", str(tmp_path / name))
+        assert code == 0 and "outputs match torch" in stdout and (tmp_path / name).is_file()
+    before = (tmp_path / "m.onnx").read_bytes()
+    code, _, err = _cli(capsys, "export", str(out), "--to", str(tmp_path / "m.onnx"))
+    assert code == 2 and "already exists; pass --force" in _one_line_error(err)
+    assert (tmp_path / "m.onnx").read_bytes() == before
+    code, _, err = _cli(capsys, "export", str(out), "--candidate", "c9", "--to", "x.onnx")
+    assert code == 2 and "has no candidate 'c9'" in _one_line_error(err)
+    code, _, err = _cli(capsys, "export", str(out), "--format", "tflite", "--to", "x")
+    assert code == 2 and "choose onnx or torchscript" in _one_line_error(err)
+
+
+def test_listing_commands_read_the_registries(capsys) -> None:
+    code, out, _ = _cli(capsys, "tasks")
+    assert code == 0 and "mnist1d" in out and "digits" in out
+    code, out, _ = _cli(capsys, "models")
+    assert code == 0 and all(name in out for name in ("mlp", "cnn1d", "cnn2d", "dropout="))
