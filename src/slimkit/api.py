@@ -31,7 +31,7 @@ def export(
     """Export a run's candidate (default: the selected one) to ``to``, checked against torch on
     the task's real test inputs. Returns the parity record."""
     run = run if isinstance(run, Run) else load_run(run)
-    cid = candidate or run.selected or run.baseline
+    cid = candidate or run.selected_id or run.baseline_id
     if cid is None:
         raise StoreError(f"run {run.run!r} has no finished candidate to export")
     cand = run.candidate(cid)

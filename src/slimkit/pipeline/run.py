@@ -25,6 +25,11 @@ class Candidate:
     training: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    step: str | None = None
+    feasible: bool = True
+    violations: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,10 +51,10 @@ class Run:
     task: str
     seed: int
     env: dict[str, Any]
-    baseline: str | None = None
+    baseline_id: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
-    pareto: list[str] = field(default_factory=list)
-    selected: str | None = None
+    pareto_ids: list[str] = field(default_factory=list)
+    selected_id: str | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
     task_spec: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -67,12 +72,22 @@ class Run:
         raise StoreError(f"run {self.run!r} has no candidate {cid!r}; candidates: {ids}")
 
     @property
-    def baseline_candidate(self) -> Candidate | None:
-        return self.candidate(self.baseline) if self.baseline else None
+    def baseline(self) -> Candidate | None:
+        """The baseline candidate (``c0``), once trained."""
+        return self._find(self.baseline_id)
 
     @property
-    def selected_candidate(self) -> Candidate | None:
-        return self.candidate(self.selected) if self.selected else None
+    def selected(self) -> Candidate | None:
+        """The best candidate meeting every constraint, or None if none does."""
+        return self._find(self.selected_id)
+
+    def _find(self, cid: str | None) -> Candidate | None:
+        return next((c for c in self.candidates if c.id == cid), None)
+
+    @property
+    def pareto(self) -> list[Candidate]:
+        """Candidates not dominated on (val metric, latency, size)."""
+        return [self.candidate(cid) for cid in self.pareto_ids]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,10 +97,10 @@ class Run:
             "seed": self.seed,
             "status": self.status,
             "env": self.env,
-            "baseline": self.baseline,
+            "baseline": self.baseline_id,
             "candidates": [c.to_dict() for c in self.candidates],
-            "pareto": self.pareto,
-            "selected": self.selected,
+            "pareto": self.pareto_ids,
+            "selected": self.selected_id,
             "constraints": self.constraints,
             "task_spec": self.task_spec,
             "config": self.config,
@@ -95,9 +110,9 @@ class Run:
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> Run:
         return cls(
             schema=data["schema"], run=data["run"], task=data["task"], seed=data["seed"],
-            env=data.get("env", {}), baseline=data.get("baseline"),
+            env=data.get("env", {}), baseline_id=data.get("baseline"),
             candidates=[Candidate.from_dict(c) for c in data.get("candidates", [])],
-            pareto=list(data.get("pareto", [])), selected=data.get("selected"),
+            pareto_ids=list(data.get("pareto", [])), selected_id=data.get("selected"),
             constraints=dict(data.get("constraints", {})),
             task_spec=dict(data.get("task_spec", {})), config=dict(data.get("config", {})),
             status=data.get("status", "complete"), path=path,

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import torch
-from torch import nn
-
-from slimkit.atomic import atomic_path, write_json
+from slimkit.atomic import write_json
 from slimkit.errors import StoreError
+from slimkit.models.io import load_model, save_model
 from slimkit.pipeline.run import SCHEMA, Run
 
+__all__ = ["MANIFEST", "load_model", "prepare_folder", "read_manifest", "save_model",
+           "write_manifest"]
+
 MANIFEST = "run.json"
-MODEL_FORMAT = "slimkit-model/1"
 
 
 def prepare_folder(out: str | Path) -> Path:
     """Check that ``out`` can take a new run: it is missing, empty, or an unfinished run.
-    Nothing in it is touched when the check fails."""
+    Nothing is created or touched here."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} is a file; give a new or empty folder")
@@ -32,7 +31,6 @@ def prepare_folder(out: str | Path) -> Path:
         if existing.status == "complete":
             raise StoreError(f"--out {out} already holds a finished run ({existing.task}, "
                              f"{len(existing.candidates)} candidates); give another folder")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -61,33 +59,3 @@ def write_manifest(run: Run) -> None:
     if run.path is None:
         raise ValueError("run has no folder")
     write_json(run.path / MANIFEST, run.to_dict())
-
-
-def save_model(path: Path, model: nn.Module, spec: dict[str, Any]) -> None:
-    """Save weights plus the spec that rebuilds the module (family, args, shapes), atomically."""
-    payload = {"format": MODEL_FORMAT, **spec, "state_dict": model.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by ``save_model``; returns (model in eval mode, spec)."""
-    from slimkit.models import build_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path}: model file is missing")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise StoreError(f"{path}: corrupt model file ({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise StoreError(f"{path}: not a slimkit model file")
-    spec = {k: v for k, v in payload.items() if k not in ("format", "state_dict")}
-    model = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
-                        spec["num_classes"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise StoreError(f"{path}: weights do not fit the model ({str(err)[:200]})") from None
-    return model.eval(), spec

@@ -28,7 +28,7 @@ def run_table(run: Run) -> Table:
         latency = _ort(c, "latency_ms") or {}
         torch_latency = c.profile.get("torch", {}).get("latency_ms", {})
         thr = _ort(c, "throughput_sps")
-        marks = [m for m in ("baseline", "selected") if getattr(run, m) == c.id]
+        marks = [m for m in ("baseline", "selected") if getattr(run, f"{m}_id") == c.id]
         table.add_row(
             c.id + (f" ({', '.join(marks)})" if marks else ""),
             c.parent or "-",

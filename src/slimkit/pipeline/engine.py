@@ -1,0 +1,179 @@
+"""The engine: runs a recipe's steps, records lineage, measures and compares every candidate.
+
+run.json is rewritten (atomically) after every step, so a run killed at any moment resumes from
+its last finished step; artifacts of an unfinished step are never referenced by run.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slimkit.errors import RecipeError, SlimkitError, StoreError
+from slimkit.measure.profile import environment
+from slimkit.measure.timing import ProfileSettings
+from slimkit.models import build_model, model_config
+from slimkit.pipeline.candidates import materialize
+from slimkit.pipeline.run import Candidate, Run
+from slimkit.pipeline.select import select
+from slimkit.pipeline.store import MANIFEST, read_manifest, write_manifest
+from slimkit.recipe import Recipe, load_recipe, technique_config
+from slimkit.tasks import TASKS, Task, load_task
+from slimkit.techniques import TECHNIQUES, Context
+from slimkit.training import TrainConfig, fit
+
+
+def _open(folder: Path, recipe: Recipe, restart: bool) -> Run:
+    """The run to continue in ``folder`` or a new one; refuses foreign or changed content."""
+    digest = recipe.digest()
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"--out {folder} is a file; give a new or empty folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / MANIFEST).exists():
+            raise StoreError(f"--out {folder} holds other files and no run.json; "
+                             f"give a new or empty folder")
+        existing = read_manifest(folder)
+        if existing.config.get("recipe_digest") == digest:
+            existing.candidates = [c for c in existing.candidates if c.status == "ok" and all(
+                (folder / rel).is_file() for rel in c.artifacts.values())]
+            return existing
+        if not restart:
+            raise RecipeError(f"{folder} holds a run of another recipe or seed (recipe "
+                              f"{existing.config.get('recipe_digest')}, now {digest}); pass "
+                              f"--restart to discard it, or choose another --out")
+        (folder / MANIFEST).unlink()
+        shutil.rmtree(folder / "candidates", ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return Run(run=folder.name, task=recipe.task, seed=recipe.seed,
+               env=environment(recipe.threads), path=folder,
+               constraints={k: v for k, v in recipe.constraints.model_dump().items()
+                            if v is not None},
+               config={"recipe": recipe.canonical(), "recipe_digest": digest})
+
+
+def _store(run: Run, candidate: Candidate, order: list[str]) -> None:
+    """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
+    others = [c for c in run.candidates if c.id != candidate.id]
+    run.candidates = sorted([*others, candidate], key=lambda c: order.index(c.id))
+    metric, direction = run.task_spec["metric"], run.task_spec["direction"]
+    run.selected_id, run.pareto_ids = select(run.candidates, run.baseline, run.constraints,
+                                             metric, direction)
+    write_manifest(run)
+
+
+def _baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The seeded, untrained baseline model and its spec (raises if it does not fit the task)."""
+    family = recipe.baseline.model or TASKS.get(recipe.task).default_model
+    margs = model_config(family, recipe.baseline.model_args).model_dump()
+    torch.manual_seed(recipe.seed)
+    model = build_model(family, margs, task.input_shape, task.num_classes)
+    return model, {"family": family, "args": margs, "input_shape": list(task.input_shape),
+                   "num_classes": task.num_classes}
+
+
+def _train_baseline(recipe: Recipe, task: Task, run: Run, settings: ProfileSettings,
+                    progress: bool) -> Candidate:
+    model, spec = _baseline_model(recipe, task)
+    train = TrainConfig(**recipe.baseline.train)
+    start = time.perf_counter()
+    result = fit(model, task, train, seed=recipe.seed, progress=progress, description="c0 train")
+    measured = time.perf_counter()
+    assert run.path is not None
+    candidate = materialize("c0", None, "train", train.model_dump(), model, spec, task,
+                            run.path, settings, training=result.to_dict())
+    done = time.perf_counter()
+    candidate.step = "baseline"
+    candidate.timing = _timing(start, measured, done, train_s=result.seconds)
+    return candidate
+
+
+def _timing(start: float, measured: float, done: float, train_s: float) -> dict[str, float]:
+    total = done - start
+    measure = done - measured
+    return {"total_s": round(total, 3), "train_s": round(train_s, 3),
+            "measure_s": round(measure, 3),
+            "overhead_s": round(max(total - measure - train_s, 0.0), 3)}
+
+
+def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: ProfileSettings,
+              progress: bool, ids: dict[str, str]) -> Candidate:
+    step = recipe.steps[index]
+    name = recipe.step_names()[index]
+    cid = f"c{index + 1}"
+    parent_ref = step.from_
+    parent_id = (f"c{index}" if parent_ref == "previous" else ids[parent_ref])
+    parent = next((c for c in run.candidates if c.id == parent_id), None)
+    config = technique_config(step)
+    params: dict[str, Any] = config.model_dump()
+    if parent is None or parent.status != "ok":
+        return Candidate(id=cid, parent=parent_id, technique=step.technique, params=params,
+                         status="skipped", step=name,
+                         error=f"parent {parent_id} did not finish")
+    clock: dict[str, float] = {}
+
+    def make(model: torch.nn.Module, spec: dict[str, Any], params: dict[str, Any],
+             training: dict[str, Any] | None = None) -> Candidate:
+        clock["measure_start"] = time.perf_counter()
+        assert run.path is not None
+        return materialize(cid, parent_id, step.technique, params, model, spec, task,
+                           run.path, settings, training=training)
+
+    assert run.path is not None
+    context = Context(task=task, run_dir=run.path, seed=recipe.seed, settings=settings,
+                      progress=progress, candidates={c.id: c for c in run.candidates},
+                      new_id=cid, materialize=make)
+    technique = TECHNIQUES.get(step.technique)(config)
+    start = time.perf_counter()
+    try:
+        candidate = technique.apply(parent, context)
+    except SlimkitError:
+        raise
+    except Exception as err:  # an internal failure is recorded; the run goes on
+        return Candidate(id=cid, parent=parent_id, technique=step.technique, params=params,
+                         status="failed", step=name, error=f"{type(err).__name__}: {err}")
+    done = time.perf_counter()
+    candidate.step = name
+    candidate.timing = _timing(start, clock.get("measure_start", done), done,
+                               train_s=float(candidate.training.get("seconds", 0.0)))
+    return candidate
+
+
+def run_recipe(
+    recipe: str | Path | dict[str, Any] | Recipe,
+    out: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    restart: bool = False,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> Run:
+    """Run (or resume) ``recipe`` into the folder ``out`` and return the finished Run.
+
+    Steps already finished in ``out`` by the same recipe and seed are kept; a different recipe
+    is refused unless ``restart`` is true.
+    """
+    recipe = load_recipe(recipe, overrides)
+    settings = ProfileSettings(threads=recipe.threads, **recipe.profile)
+    task = load_task(recipe.task, seed=recipe.seed, cache_dir=cache_dir)
+    _baseline_model(recipe, task)  # a model that does not fit the task fails before any write
+    run = _open(Path(out), recipe, restart)
+    run.task_spec = task.spec()
+    run.status = "running"
+    order = ["c0", *(f"c{i + 1}" for i in range(len(recipe.steps)))]
+    finished = {c.id for c in run.candidates}
+    run.baseline_id = "c0"
+    write_manifest(run)
+    if "c0" not in finished:
+        _store(run, _train_baseline(recipe, task, run, settings, progress), order)
+    ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(recipe.step_names())}}
+    for index in range(len(recipe.steps)):
+        if f"c{index + 1}" in finished:
+            continue
+        _store(run, _run_step(index, recipe, run, task, settings, progress, ids), order)
+    run.status = "complete"
+    _store(run, run.baseline, order)  # type: ignore[arg-type]
+    return run

@@ -1,0 +1,12 @@
+"""Step 3, techniques. Importing this package registers the built-in ones."""
+
+from slimkit.techniques import export, train  # noqa: F401  (registers the techniques)
+from slimkit.techniques.base import (
+    TECHNIQUES,
+    Context,
+    Technique,
+    TechniqueConfig,
+    register_technique,
+)
+
+__all__ = ["TECHNIQUES", "Context", "Technique", "TechniqueConfig", "register_technique"]

@@ -1,0 +1,40 @@
+"""``train``: the trainer as a step. Fine-tunes the parent, or trains its architecture anew."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from slimkit.models import build_model
+from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+
+if TYPE_CHECKING:  # pipeline sits above techniques
+    from slimkit.pipeline.run import Candidate
+from slimkit.training import TrainConfig, fit
+
+
+class TrainStepConfig(TrainConfig, TechniqueConfig):
+    from_scratch: bool = Field(False, description="re-initialize instead of fine-tuning")
+
+
+@register_technique
+class Train(Technique):
+    name = "train"
+    description = "train the parent's model further (fine-tune) or from scratch"
+    Config = TrainStepConfig
+
+    def apply(self, parent: Candidate, context: Context) -> Candidate:
+        config: TrainStepConfig = self.config  # type: ignore[assignment]
+        model, spec = context.load_model(parent)
+        if config.from_scratch:
+            import torch
+
+            torch.manual_seed(context.seed)
+            model = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
+                                spec["num_classes"])
+        train = TrainConfig(**config.model_dump(exclude={"from_scratch"}))
+        result = fit(model, context.task, train, seed=context.seed, progress=context.progress,
+                     description=f"{context.new_id} train")
+        return context.materialize(model, spec, params=config.model_dump(),
+                                   training=result.to_dict())
