@@ -12,6 +12,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "baseline": "slimkit.pipeline.baseline",
+    "run_recipe": "slimkit.pipeline.engine",
+    "load_recipe": "slimkit.recipe",
+    "Recipe": "slimkit.recipe",
     "load_run": "slimkit.api",
     "export": "slimkit.api",
     "profile": "slimkit.api",
@@ -25,14 +28,17 @@ _EXPORTS = {
 __all__ = [
     "Candidate",
     "ProfileSettings",
+    "Recipe",
     "Run",
     "SlimkitError",
     "TrainConfig",
     "__version__",
     "baseline",
     "export",
+    "load_recipe",
     "load_run",
     "profile",
+    "run_recipe",
 ]
 
 if TYPE_CHECKING:
@@ -40,7 +46,9 @@ if TYPE_CHECKING:
     from slimkit.errors import SlimkitError
     from slimkit.measure.timing import ProfileSettings
     from slimkit.pipeline.baseline import baseline
+    from slimkit.pipeline.engine import run_recipe
     from slimkit.pipeline.run import Candidate, Run
+    from slimkit.recipe import Recipe, load_recipe
     from slimkit.training.config import TrainConfig
 
 

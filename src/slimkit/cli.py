@@ -76,6 +76,48 @@ def baseline(
 
 
 
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="a recipe YAML file")],
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="override any recipe field, e.g. steps.0.params.lr=0.01"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="run folder (resumed if it exists)")] = Path(
+        "runs/recipe"),
+    restart: Annotated[bool, typer.Option(
+        help="discard a run of a different recipe in --out and start again")] = False,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a recipe: baseline, then each step; resumes an interrupted run in --out."""
+    from slimkit.pipeline.engine import run_recipe
+    from slimkit.report.table import run_table
+
+    run = run_recipe(recipe, out, overrides=set_ or [], restart=restart, progress=not quiet,
+                     cache_dir=cache_dir)
+    console.print(run_table(run))
+    selected = run.selected_id or "none (no candidate meets every constraint)"
+    console.print(f"selected: {selected}; run written to {out}/run.json")
+
+
+@app.command()
+def techniques() -> None:
+    """List the techniques and their parameters with defaults."""
+    from slimkit.techniques import TECHNIQUES
+
+    table = Table(title="techniques")
+    for col in ("name", "description", "parameters (defaults)"):
+        table.add_column(col)
+    for name in TECHNIQUES.names():
+        cls = TECHNIQUES.get(name)
+        params = ", ".join(
+            f"{k}={f.default if f.default_factory is None else f.default_factory()}"
+            for k, f in cls.Config.model_fields.items())
+        table.add_row(name, cls.description, params)
+    console.print(table)
+
+
 @app.command()
 def show(
     run: Annotated[Path, typer.Argument(help="a run folder")],
@@ -208,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.format_message()}", file=sys.stderr)
         return 2
     except SlimkitError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     except (click_exceptions.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)

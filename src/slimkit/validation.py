@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -11,11 +12,16 @@ from slimkit.errors import SlimkitError
 M = TypeVar("M", bound=BaseModel)
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
 def _join(prefix: str, loc: tuple[Any, ...]) -> str:
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif not _PLAIN.match(str(part)):
+            path += f"[{str(part)!r}]"
         else:
             path = f"{path}.{part}" if path else str(part)
     return path

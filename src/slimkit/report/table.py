@@ -14,14 +14,38 @@ def _ort(c: Candidate, key: str) -> Any:
     return c.profile.get("onnxruntime", {}).get(key)
 
 
+def _ratio(base: float | None, value: float | None, word: str) -> str:
+    if not base or not value:
+        return "-"
+    return f"{base / value:.2f}x{word}"
+
+
+def _compare(c: Candidate, base: Candidate | None, metric: str) -> list[str]:
+    """Ratios and deltas against the baseline: ``-0.4 pt``, ``3.1x faster``, ``2.0x smaller``."""
+    if base is None or c.status != "ok":
+        return ["-", "-", "-", "-"]
+    val, base_val = c.metric("val", metric), base.metric("val", metric)
+    delta = "-" if val is None or base_val is None else f"{100 * (val - base_val):+.1f}pt"
+    lat = (_ort(c, "latency_ms") or {}).get("p50")
+    base_lat = (_ort(base, "latency_ms") or {}).get("p50")
+    thr, base_thr = _ort(c, "throughput_sps"), _ort(base, "throughput_sps")
+    return [delta, _ratio(base_lat, lat, " faster"),
+            _ratio(thr, base_thr, "") if thr and base_thr else "-",
+            _ratio(base.profile.get("size_bytes"), c.profile.get("size_bytes"), " smaller")]
+
+
 def run_table(run: Run) -> Table:
-    """One row per candidate: accuracy, latency, throughput, size, params, MACs."""
+    """One row per candidate: accuracy, latency, throughput, size, params, MACs, and the
+    ratio to the baseline."""
     metric = run.task_spec.get("metric", "accuracy")
+    base = run.baseline
     table = Table(title=f"run {run.run} · task {run.task} · seed {run.seed} · "
-                        f"{run.env.get('threads', '?')} thread(s) · {run.env.get('cpu', '')}")
+                        f"{run.env.get('threads', '?')} thread(s) · {run.env.get('cpu', '')}",
+                  caption="ratios and deltas are against the baseline; onnxruntime (ort) and "
+                          "torch eager latency at batch 1, throughput at batch 256")
     for col in ("id", "parent", "technique", f"val {metric}", f"test {metric}",
-                "ort p50 b=1", "ort thr b=256", "torch p50 b=1", "size", "params",
-                "MACs", "status"):
+                "ort latency", "ort throughput", "torch latency", "size", "params", "MACs",
+                "status"):
         left = col in ("id", "parent", "technique")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for c in run.candidates:
@@ -29,19 +53,22 @@ def run_table(run: Run) -> Table:
         torch_latency = c.profile.get("torch", {}).get("latency_ms", {})
         thr = _ort(c, "throughput_sps")
         marks = [m for m in ("baseline", "selected") if getattr(run, f"{m}_id") == c.id]
+        delta, speed, thr_ratio, size_ratio = _compare(c, base, metric)
+        status = c.status if c.status != "ok" or c.feasible else "infeasible"
+        notes = [*c.flags, *c.violations] + ([c.error] if c.error else [])
         table.add_row(
             c.id + (f" ({', '.join(marks)})" if marks else ""),
             c.parent or "-",
             c.technique,
-            fmt_pct(c.metric("val", metric)),
+            f"{fmt_pct(c.metric('val', metric))} {delta}",
             fmt_pct(c.metric("test", metric)),
-            fmt_ms(latency.get("p50")),
-            "-" if thr is None else f"{thr:,.0f}/s",
+            f"{fmt_ms(latency.get('p50'))} {speed}",
+            "-" if thr is None else f"{thr:,.0f}/s {thr_ratio}",
             fmt_ms(torch_latency.get("p50")),
-            fmt_bytes(c.profile.get("size_bytes")),
+            f"{fmt_bytes(c.profile.get('size_bytes'))} {size_ratio}",
             fmt_count(c.profile.get("params")),
             fmt_count(c.profile.get("macs")),
-            c.status + (f" [{', '.join(c.flags)}]" if c.flags else ""),
+            status + (f" [{'; '.join(notes)}]" if notes else ""),
         )
     return table
 
