@@ -95,7 +95,7 @@ def test_baseline_show_profile_export(capsys, tmp_path: Path) -> None:
     code, stdout, _ = _cli(capsys, "show", str(out), "--json")
     assert code == 0 and json.loads(stdout) == data
     code, stdout, _ = _cli(capsys, "show", str(out))
-    assert code == 0 and "test accuracy" in stdout
+    assert code == 0 and "test" in stdout and "accuracy" in stdout and "c0 (baseline" in stdout
 
     onnx_path = out / "candidates/c0/model.onnx"
     code, stdout, _ = _cli(capsys, "profile", str(onnx_path), "--json", "--batch", "2,8")
@@ -122,3 +122,25 @@ def test_listing_commands_read_the_registries(capsys) -> None:
     assert code == 0 and "mnist1d" in out and "digits" in out
     code, out, _ = _cli(capsys, "models")
     assert code == 0 and all(name in out for name in ("mlp", "cnn1d", "cnn2d", "dropout="))
+
+
+def test_run_command_runs_resumes_and_refuses_changes(capsys, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\ntask: digits\nbaseline: {model: mlp, model_args: {width: 8},"
+        " train: {epochs: 1}}\nsteps:\n  - {technique: train, params: {epochs: 1}}\n"
+        "profile: {min_runs: 5, min_seconds: 0, throughput_batch: 16}\n")
+    out = tmp_path / "run"
+    code, stdout, _ = _cli(capsys, "run", str(recipe), "--out", str(out), "--quiet")
+    assert code == 0 and "c1" in stdout and "selected: c" in stdout
+    before = (out / "run.json").read_text()
+    code, _, _ = _cli(capsys, "run", str(recipe), "--out", str(out), "--quiet")
+    assert code == 0 and json.loads((out / "run.json").read_text())["candidates"] == json.loads(
+        before)["candidates"]
+    code, _, err = _cli(capsys, "run", str(recipe), "--out", str(out), "--set", "seed=2")
+    assert code == 2 and "pass --restart" in _one_line_error(err)
+    code, _, err = _cli(capsys, "run", str(recipe), "--out", str(out), "--set",
+                        "steps.0.params.ratio=1.5")
+    assert code == 2 and "steps[0].params.ratio: unknown parameter" in _one_line_error(err)
+    code, out_text, _ = _cli(capsys, "techniques")
+    assert code == 0 and "train" in out_text and "export" in out_text and "from_scratch" in out_text

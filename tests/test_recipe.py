@@ -28,10 +28,12 @@ def test_examples_exist_and_load() -> None:
 
 
 def test_set_overrides_any_field_with_type_checking() -> None:
-    recipe = load_recipe(VALID, ["steps.0.params.lr=0.01", "seed=3", "baseline.model_args.width=8"])
+    recipe = load_recipe(VALID, ["steps.0.params.lr=0.01", "seed=3",
+                                 "baseline.model_args.width=8"])
     assert recipe.steps[0].params["lr"] == 0.01 and recipe.seed == 3
     assert recipe.baseline.model_args["width"] == 8
-    with pytest.raises(RecipeError, match=r"steps\[0\]\.params\.lr: input should be a valid number"):
+    with pytest.raises(RecipeError,
+                       match=r"steps\[0\]\.params\.lr: input should be a valid number"):
         load_recipe(VALID, ["steps.0.params.lr=fast"])
     with pytest.raises(RecipeError, match=r"steps\.7 is not an index of a list of 2"):
         load_recipe(VALID, ["steps.7.params.lr=1"])
