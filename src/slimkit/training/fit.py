@@ -91,6 +91,7 @@ def fit(
         on_epoch: called after every epoch with ``(epoch, record)``; it may raise to stop
             (e.g. an Optuna pruner).
     """
+    start = time.perf_counter()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.from_numpy(task.train.x)
@@ -101,7 +102,6 @@ def fit(
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
-    start = time.perf_counter()
     with EpochProgress(config.epochs, description, enabled=progress) as bar:
         for epoch in range(1, config.epochs + 1):
             model.train()
