@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -101,6 +101,17 @@ def run_cmd(
     console.print(f"selected: {selected}; run written to {out}/run.json")
 
 
+def _default_text(field: Any) -> str:
+    """A field's default; nested configs show only what differs from their own defaults."""
+    from pydantic import BaseModel
+
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, BaseModel):
+        changed = value.model_dump(exclude_defaults=True)
+        return "{" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + "}"
+    return str(value)
+
+
 @app.command()
 def techniques() -> None:
     """List the techniques and their parameters with defaults."""
@@ -111,9 +122,7 @@ def techniques() -> None:
         table.add_column(col)
     for name in TECHNIQUES.names():
         cls = TECHNIQUES.get(name)
-        params = ", ".join(
-            f"{k}={f.default if f.default_factory is None else f.default_factory()}"
-            for k, f in cls.Config.model_fields.items())
+        params = ", ".join(f"{k}={_default_text(f)}" for k, f in cls.Config.model_fields.items())
         table.add_row(name, cls.description, params)
     console.print(table)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
         "torch": profile_torch(model, task.input_shape, settings),
         **model_stats(model, task.input_shape),
         "size_bytes": onnx_path.stat().st_size,
+        "gzip_size_bytes": len(gzip.compress(onnx_path.read_bytes(), compresslevel=9)),
         "peak_rss_mb": peak,
         "model_rss_mb": model_rss,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from slimkit.pipeline.run import Candidate, Run
@@ -68,7 +69,7 @@ def run_table(run: Run) -> Table:
             f"{fmt_bytes(c.profile.get('size_bytes'))} {size_ratio}",
             fmt_count(c.profile.get("params")),
             fmt_count(c.profile.get("macs")),
-            status + (f" [{'; '.join(notes)}]" if notes else ""),
+            escape(status + (f" ({'; '.join(notes)})" if notes else "")),
         )
     return table
 

@@ -82,12 +82,14 @@ def fit(
     progress: bool = True,
     description: str = "train",
     extra_loss: LossHook | None = None,
+    hard_weight: float = 1.0,
     on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``task.train``, selecting on ``task.val``.
 
     Args:
         extra_loss: ``f(model, x, y, logits) -> loss`` added to the task loss (distillation, ...).
+        hard_weight: weight of the task (hard-label) loss, e.g. distillation's alpha.
         on_epoch: called after every epoch with ``(epoch, record)``; it may raise to stop
             (e.g. an Optuna pruner).
     """
@@ -111,7 +113,8 @@ def fit(
                 idx = order[i : i + config.batch_size]
                 x, y = x_train[idx], y_train[idx]
                 logits = model(x)
-                loss = criterion(logits, y)
+                loss = criterion(logits, y) if hard_weight == 1.0 else (
+                    hard_weight * criterion(logits, y))
                 if config.l1 > 0:
                     loss = loss + config.l1 * l1_penalty(model)
                 if extra_loss is not None:

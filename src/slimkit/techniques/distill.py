@@ -1,0 +1,103 @@
+"""``distill``: train a smaller student on a teacher's softened logits (Hinton et al. 2015)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import Field, model_validator
+
+from slimkit.errors import TechniqueError
+from slimkit.models import build_model
+from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.training import TrainConfig, fit
+from slimkit.training.distill import DistillationLoss, capture
+
+if TYPE_CHECKING:  # pipeline sits above techniques
+    from slimkit.pipeline.run import Candidate
+
+
+class StudentSpec(TechniqueConfig):
+    model: str = Field(description="model family (see `slimkit models`)")
+    model_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DistillConfig(TechniqueConfig):
+    teacher: str | None = Field(None, description="candidate id of the teacher [default: parent]")
+    student: StudentSpec | None = Field(None, description="the student's family and args")
+    width_mult: float | None = Field(
+        None, gt=0, le=4, description="student = teacher's architecture with width x this")
+    depth_mult: float | None = Field(
+        None, gt=0, le=4, description="... and depth x this")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the hard-label loss")
+    feature_layer: str | None = Field(
+        None, description="module name whose activations are matched (student and teacher)")
+    teacher_layer: str | None = Field(None, description="teacher module [default: same name]")
+    feature_weight: float = Field(0.0, ge=0, description="weight of the feature term")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="student training")
+
+    @model_validator(mode="after")
+    def _one_student(self) -> DistillConfig:
+        multipliers = self.width_mult is not None or self.depth_mult is not None
+        if self.student is None and not multipliers:
+            raise ValueError("give student (model + model_args) or width_mult/depth_mult")
+        if self.student is not None and multipliers:
+            raise ValueError("give student or width_mult/depth_mult, not both")
+        return self
+
+
+def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[str, dict]:
+    """The student's (family, args): explicit, or the teacher's scaled by the multipliers."""
+    if config.student is not None:
+        return config.student.model, dict(config.student.model_args)
+    args = dict(teacher_spec["args"])
+    for key, mult in (("width", config.width_mult), ("depth", config.depth_mult)):
+        if mult is None:
+            continue
+        if key not in args:
+            raise TechniqueError(f"distill.{key}_mult: the teacher's model "
+                                 f"{teacher_spec['family']!r} has no {key} parameter")
+        args[key] = max(1, round(args[key] * mult))
+    return teacher_spec["family"], args
+
+
+@register_technique
+class Distill(Technique):
+    name = "distill"
+    description = "train a smaller student on the teacher's softened logits (+ features)"
+    Config = DistillConfig
+
+    def apply(self, parent: Candidate, context: Context) -> Candidate:
+        config: DistillConfig = self.config  # type: ignore[assignment]
+        teacher_id = config.teacher or parent.id
+        if teacher_id not in context.candidates:
+            known = ", ".join(context.candidates) or "none"
+            raise TechniqueError(f"distill.teacher: no finished candidate {teacher_id!r}; "
+                                 f"finished: {known}")
+        teacher, teacher_spec = context.load_model(context.candidates[teacher_id])
+        family, args = student_spec(config, teacher_spec)
+        torch.manual_seed(context.seed)
+        student = build_model(family, args, context.task.input_shape, context.task.num_classes)
+        spec = {"family": family, "args": student_spec_args(family, args),
+                "input_shape": list(context.task.input_shape),
+                "num_classes": context.task.num_classes}
+        features: dict[str, torch.Tensor] = {}
+        loss = DistillationLoss(teacher, config.temperature, config.alpha, features,
+                                config.feature_weight)
+        layer = config.feature_layer if config.feature_weight > 0 else None
+        with capture(student, layer, features, "student"), capture(
+                teacher, config.teacher_layer or layer, features, "teacher"):
+            result = fit(student, context.task, config.train, seed=context.seed,
+                         progress=context.progress, description=f"{context.new_id} distill",
+                         extra_loss=loss, hard_weight=config.alpha)
+        params = {**config.model_dump(), "teacher": teacher_id,
+                  "student_family": family, "student_args": spec["args"]}
+        return context.materialize(student, spec, params=params, training=result.to_dict())
+
+
+def student_spec_args(family: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The student's full args (defaults filled in), as stored with the model."""
+    from slimkit.models import model_config
+
+    return model_config(family, args).model_dump()

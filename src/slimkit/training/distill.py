@@ -1,0 +1,82 @@
+"""Knowledge-distillation losses, used by ``distill`` and by fine-tuning after ``prune``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+            temperature: float) -> torch.Tensor:
+    """Hinton et al.: KL(teacher || student) on temperature-softened logits, scaled by T^2."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean") * t * t
+
+
+def attention_map(features: torch.Tensor) -> torch.Tensor:
+    """Zagoruyko & Komodakis attention map: mean of squares over channels, L2-normalized.
+    Independent of the channel count, so student and teacher layers of any width compare."""
+    amap = features.pow(2).mean(dim=1) if features.dim() > 2 else features.pow(2)
+    return F.normalize(amap.flatten(1), dim=1)
+
+
+def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of attention maps (resampled when lengths differ)."""
+    s, t = attention_map(student), attention_map(teacher)
+    if s.shape[1] != t.shape[1]:
+        t = F.interpolate(t[:, None, :], size=s.shape[1], mode="linear")[:, 0]
+        t = F.normalize(t, dim=1)
+    return (s - t).pow(2).sum(dim=1).mean()
+
+
+@contextmanager
+def capture(model: nn.Module, layer: str | None, store: dict[str, torch.Tensor],
+            key: str) -> Iterator[None]:
+    """Record ``layer``'s output in ``store[key]`` on every forward while the context is open."""
+    if layer is None:
+        yield
+        return
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        from slimkit.errors import TechniqueError
+
+        names = ", ".join(n for n in modules if n) or "none"
+        raise TechniqueError(f"feature_layer: no layer named {layer!r}; layers: {names}")
+    handle = modules[layer].register_forward_hook(
+        lambda _m, _i, out: store.__setitem__(key, out))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class DistillationLoss:
+    """An ``extra_loss`` for ``fit``: the soft-target term (and optionally feature matching).
+
+    The teacher runs once per batch under ``no_grad``. ``fit``'s hard-label loss is weighted by
+    ``alpha`` (pass ``hard_weight=alpha``); this term carries ``1 - alpha``.
+    """
+
+    def __init__(self, teacher: nn.Module, temperature: float, alpha: float,
+                 features: dict[str, torch.Tensor] | None = None, feature_weight: float = 0.0
+                 ) -> None:
+        self.teacher = teacher.eval()
+        self.temperature = temperature
+        self.alpha = alpha
+        self.features = features if features is not None else {}
+        self.feature_weight = feature_weight
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 logits: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        loss = (1 - self.alpha) * kd_loss(logits, teacher_logits, self.temperature)
+        if self.feature_weight > 0 and "student" in self.features:
+            loss = loss + self.feature_weight * feature_loss(self.features["student"],
+                                                             self.features["teacher"])
+        return loss
