@@ -124,3 +124,27 @@ def test_bad_prune_params_name_the_field(params, message) -> None:
               "steps": [{"technique": "prune", "params": params}]}
     with pytest.raises(RecipeError, match=message):
         slimkit.load_recipe(recipe)
+
+
+def test_a_model_torch_pruning_gets_wrong_is_a_clear_error() -> None:
+    import torch_pruning as tp
+
+    from slimkit.errors import TechniqueError
+    from slimkit.techniques.prune import check_still_runs
+
+    class RawParameter(torch.nn.Module):  # a weight used outside any layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(1, 16, 3, padding=1)
+            self.w = torch.nn.Parameter(torch.randn(16 * 40, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).flatten(1) @ self.w
+
+    model, example = RawParameter(), torch.randn(2, 1, 40)
+    with pytest.warns(UserWarning):
+        pruner = tp.pruner.BasePruner(model, example, tp.importance.MagnitudeImportance(),
+                                      pruning_ratio=0.5)
+    pruner.step()
+    with pytest.raises(TechniqueError, match=r"fails after layer 'conv' once pruned"):
+        check_still_runs(model, example)

@@ -164,6 +164,28 @@ def _ratio_for_speedup(model: nn.Module, head: nn.Module, context: Context,
                          f"(at most {base / max(macs, 1):.1f}x by removing 94% of channels)")
 
 
+def check_still_runs(model: nn.Module, example: torch.Tensor) -> None:
+    """torch-pruning can leave a graph it did not fully understand inconsistent (a parameter
+    used outside a layer, an unusual reshape). Run the pruned model once and name the last layer
+    entered when it fails."""
+    entered: list[str] = []
+    hooks = [m.register_forward_pre_hook(lambda _m, _i, name=name: entered.append(name))
+             for name, m in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    except Exception as err:
+        where = f"after layer {entered[-1]!r}" if entered else "before its first layer"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise TechniqueError(
+            f"prune: torch-pruning could not trace this model consistently; it fails {where} "
+            f"once pruned ({first}); use mode: unstructured, or restructure that layer"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def _channels(model: nn.Module) -> list[int]:
     return [m.weight.shape[0] for m in model.modules() if isinstance(m, PRUNABLE)]
 
@@ -196,6 +218,7 @@ class Prune(Technique):
                     _taylor_gradients(model, context)
                 pruner.step()
                 model.zero_grad(set_to_none=True)
+                check_still_runs(model, torch.from_numpy(context.task.train.x[:2]))
             else:
                 _unstructured_step(model, head, done, ratio, config)
             done = ratio
