@@ -144,3 +144,18 @@ def test_run_command_runs_resumes_and_refuses_changes(capsys, tmp_path: Path) ->
     assert code == 2 and "steps[0].params.ratio: unknown parameter" in _one_line_error(err)
     code, out_text, _ = _cli(capsys, "techniques")
     assert code == 0 and "train" in out_text and "export" in out_text and "from_scratch" in out_text
+
+
+def test_explain_command(capsys, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\ntask: digits\nbaseline: {model: cnn2d, model_args: {width: 8},"
+        " train: {epochs: 2}}\nsteps:\n  - {technique: quantize, params: {mode: static}}\n"
+        "profile: {min_runs: 5, min_seconds: 0, throughput_batch: 16}\n")
+    out = tmp_path / "run"
+    assert _cli(capsys, "run", str(recipe), "--out", str(out), "--quiet")[0] == 0
+    code, stdout, _ = _cli(capsys, "explain", str(out), "--candidate", "c1", "--batch", "8")
+    assert code == 0 and "Quantize/Dequantize overhead" in stdout and "QLinear" in stdout
+    assert "compute operators still in float" in stdout
+    code, _, err = _cli(capsys, "explain", str(out), "--candidate", "c0")
+    assert code == 2 and "has no float ancestor" in _one_line_error(err)

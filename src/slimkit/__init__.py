@@ -17,6 +17,7 @@ _EXPORTS = {
     "Recipe": "slimkit.recipe",
     "load_run": "slimkit.api",
     "export": "slimkit.api",
+    "explain": "slimkit.api",
     "profile": "slimkit.api",
     "Run": "slimkit.pipeline.run",
     "Candidate": "slimkit.pipeline.run",
@@ -34,6 +35,7 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "baseline",
+    "explain",
     "export",
     "load_recipe",
     "load_run",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from slimkit.api import export, load_run, profile
+    from slimkit.api import explain, export, load_run, profile
     from slimkit.errors import SlimkitError
     from slimkit.measure.timing import ProfileSettings
     from slimkit.pipeline.baseline import baseline

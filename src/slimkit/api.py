@@ -69,3 +69,28 @@ def profile(
     result = profile_onnx(path, settings, shape=input_shape)
     return {"backend": "onnxruntime", "input_shape": list(input_shape),
             "size_bytes": path.stat().st_size, **result}
+
+
+def explain(run: str | Path | Run, candidate: str, *, batch: int = 256, runs: int = 50,
+            threads: int = 1) -> dict[str, Any]:
+    """Per-operator onnxruntime time of ``candidate`` next to its nearest float ancestor, the
+    compute operators that stayed in float, and the Quantize/Dequantize overhead."""
+    from slimkit.measure.ort_ops import explain as summarize
+    from slimkit.measure.ort_ops import op_times
+
+    run = run if isinstance(run, Run) else load_run(run)
+    assert run.path is not None
+    cand = run.candidate(candidate)
+    reference = cand
+    while reference.parent is not None and (reference is cand or "torch" not in
+                                            reference.artifacts):
+        reference = run.candidate(reference.parent)
+    if reference is cand:
+        raise StoreError(f"candidate {candidate} has no float ancestor to compare with")
+    shape = tuple(run.task_spec["input_shape"])
+    ours = op_times(run.path / cand.artifacts["onnx"], shape, batch, runs, threads)
+    theirs = op_times(run.path / reference.artifacts["onnx"], shape, batch, runs, threads)
+    return {"candidate": cand.id, "reference": reference.id, "technique": cand.technique,
+            "params": {k: cand.params.get(k) for k in ("mode", "excluded", "per_channel")
+                       if k in cand.params},
+            "candidate_ops": ours, "reference_ops": theirs, **summarize(ours, theirs)}

@@ -202,6 +202,44 @@ def export(
                   f"inputs, max abs difference {parity['max_abs_diff']:.2e}")
 
 
+@app.command("explain")
+def explain_cmd(
+    run: Annotated[Path, typer.Argument(help="a run folder")],
+    candidate: Annotated[str, typer.Option(help="candidate id, e.g. c2")],
+    batch: Annotated[int, typer.Option(min=1, help="batch size profiled")] = 256,
+    threads: Threads = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Why a quantized candidate is (or isn't) faster: per-operator onnxruntime time next to
+    its float ancestor, operators left in float, Quantize/Dequantize overhead."""
+    from slimkit.api import explain
+
+    result = explain(run, candidate, batch=batch, threads=threads)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    ours, theirs = result["candidate_ops"], result["reference_ops"]
+    table = Table(title=f"{result['candidate']} ({result['technique']} "
+                        f"{result['params'].get('mode', '')}) vs float {result['reference']} · "
+                        f"batch {batch} · {threads} thread(s) · µs per run")
+    for col in ("operator", f"{result['reference']} (float)", f"{result['candidate']}",
+                "nodes"):
+        table.add_column(col, justify="left" if col == "operator" else "right")
+    for op in result["ops"]:
+        table.add_row(op, f"{theirs['op_us'].get(op, 0):,.1f}", f"{ours['op_us'].get(op, 0):,.1f}",
+                      str(ours["op_nodes"].get(op, theirs["op_nodes"].get(op, 0))))
+    table.add_row("total", f"{theirs['total_us']:,.1f}", f"{ours['total_us']:,.1f}", "")
+    console.print(table)
+    left = ", ".join(f"{op} x{n}" for op, n in result["float_compute_ops"].items()) or "none"
+    console.print(f"compute operators still in float: {left}")
+    console.print(f"Quantize/Dequantize overhead: {result['qdq_us']:,.1f} µs per run "
+                  f"({100 * result['qdq_share']:.1f}% of the total)")
+    console.print(f"operator time ratio (float / this): {result['speedup']:.2f}x")
+    excluded = result["params"].get("excluded")
+    if excluded:
+        console.print(f"layers excluded by the accuracy fallback: {', '.join(excluded)}")
+
+
 @app.command()
 def tasks() -> None:
     """List the built-in tasks."""

@@ -20,6 +20,7 @@ EXAMPLES = {
     "export": {},
     "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
     "distill": {"width_mult": 0.5, "train": {"epochs": 1}},
+    "quantize": {"mode": "dynamic"},
 }
 
 
@@ -61,7 +62,10 @@ def test_every_technique_makes_a_new_measured_candidate_from_an_untouched_parent
         assert cand.status == "ok", (name, cand.error)
         assert cand.technique == name and cand.parent == "c0" and cand.id == "c1"
         parity = cand.export.get("onnx", cand.export)
-        assert parity["max_abs_diff"] <= 1e-4
+        if parity.get("check") == "class_agreement":  # reduced precision: classes must agree
+            assert parity["agreement"] >= 0.9
+        else:
+            assert parity["max_abs_diff"] <= 1e-4
         assert cand.profile["onnxruntime"]["latency_ms"]["p50"] > 0
         assert 0 <= cand.metrics["test"]["accuracy"] <= 1
         assert (run.path / cand.artifacts["onnx"]).is_file()

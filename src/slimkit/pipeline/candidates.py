@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from slimkit.atomic import write_with
 from slimkit.deploy.export import export_onnx, run_onnx
 from slimkit.measure.evaluate import metrics_from_logits
 from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
@@ -26,15 +28,19 @@ def onnx_metrics(path: Path, task: Task) -> dict[str, dict[str, float]]:
 
 
 def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
-                      settings: ProfileSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(metrics, profile) of a candidate; the same code measures every candidate."""
+                      settings: ProfileSettings, torch_profile: bool = True
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, profile) of a candidate; the same code measures every candidate.
+
+    ``model`` gives params and MACs; its torch eager speed is profiled unless the deployable
+    ONNX model computes something torch eager does not run (int8, fp16)."""
     metrics = onnx_metrics(onnx_path, task)
     onnx_profile = profile_onnx(onnx_path, settings, shape=task.input_shape)
     peak = onnx_profile.pop("peak_rss_mb")
     model_rss = onnx_profile.pop("model_rss_mb")
     profile = {
         "onnxruntime": onnx_profile,
-        "torch": profile_torch(model, task.input_shape, settings),
+        "torch": profile_torch(model, task.input_shape, settings) if torch_profile else None,
         **model_stats(model, task.input_shape),
         "size_bytes": onnx_path.stat().st_size,
         "gzip_size_bytes": len(gzip.compress(onnx_path.read_bytes(), compresslevel=9)),
@@ -55,17 +61,42 @@ def materialize(
     run_dir: Path,
     settings: ProfileSettings,
     training: dict[str, Any] | None = None,
+    onnx_source: Path | None = None,
 ) -> Candidate:
-    """Save, export (with parity check), evaluate and profile ``model`` as candidate ``cid``."""
+    """Save, export (with parity check), evaluate and profile ``model`` as candidate ``cid``.
+
+    With ``onnx_source`` (a quantized or fp16 model a technique produced from ``model``) that
+    file is the deployable artifact instead: it is checked by the agreement of its predicted
+    classes with ``model``'s on real test inputs, and no torch file is written.
+    """
     folder = Path("candidates") / cid
     torch_rel, onnx_rel = folder / "model.pt", folder / "model.onnx"
-    save_model(run_dir / torch_rel, model, model_spec)
-    export = export_onnx(model, task.input_shape, run_dir / onnx_rel,
-                         task.test.x[:PARITY_SAMPLES])
-    metrics, profile = measure_candidate(model, run_dir / onnx_rel, task, settings)
+    inputs = task.test.x[:PARITY_SAMPLES]
+    if onnx_source is None:
+        save_model(run_dir / torch_rel, model, model_spec)
+        export = export_onnx(model, task.input_shape, run_dir / onnx_rel, inputs)
+        artifacts = {"torch": str(torch_rel), "onnx": str(onnx_rel)}
+    else:
+        write_with(run_dir / onnx_rel, lambda tmp: shutil.copyfile(onnx_source, tmp))
+        export = class_agreement(model, run_dir / onnx_rel, inputs)
+        artifacts = {"onnx": str(onnx_rel)}
+    metrics, profile = measure_candidate(model, run_dir / onnx_rel, task, settings,
+                                         torch_profile=onnx_source is None)
     return Candidate(
         id=cid, parent=parent, technique=technique, params=params, status="ok",
-        metrics=metrics, profile=profile,
-        artifacts={"torch": str(torch_rel), "onnx": str(onnx_rel)},
+        metrics=metrics, profile=profile, artifacts=artifacts,
         model=model_spec, training=training or {}, export=export,
     )
+
+
+def class_agreement(model: nn.Module, onnx_path: Path, inputs: Any) -> dict[str, Any]:
+    """How often a reduced-precision ONNX model predicts the float torch model's class."""
+    import torch
+
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(inputs)).numpy()
+    got = run_onnx(onnx_path, inputs)
+    diff = float(abs(got.astype("float64") - expected).max())
+    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+    return {"format": "onnx", "check": "class_agreement", "agreement": agreement,
+            "max_abs_diff": diff, "samples": len(inputs)}

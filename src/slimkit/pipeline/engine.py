@@ -116,16 +116,17 @@ def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: Profil
     clock: dict[str, float] = {}
 
     def make(model: torch.nn.Module, spec: dict[str, Any], params: dict[str, Any],
-             training: dict[str, Any] | None = None) -> Candidate:
+             training: dict[str, Any] | None = None, onnx_source: Path | None = None
+             ) -> Candidate:
         clock["measure_start"] = time.perf_counter()
         assert run.path is not None
         return materialize(cid, parent_id, step.technique, params, model, spec, task,
-                           run.path, settings, training=training)
+                           run.path, settings, training=training, onnx_source=onnx_source)
 
     assert run.path is not None
     context = Context(task=task, run_dir=run.path, seed=recipe.seed, settings=settings,
                       progress=progress, candidates={c.id: c for c in run.candidates},
-                      new_id=cid, materialize=make)
+                      new_id=cid, materialize=make, constraints=run.constraints)
     technique = TECHNIQUES.get(step.technique)(config)
     start = time.perf_counter()
     try:

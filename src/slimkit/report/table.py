@@ -51,7 +51,7 @@ def run_table(run: Run) -> Table:
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for c in run.candidates:
         latency = _ort(c, "latency_ms") or {}
-        torch_latency = c.profile.get("torch", {}).get("latency_ms", {})
+        torch_latency = (c.profile.get("torch") or {}).get("latency_ms", {})
         thr = _ort(c, "throughput_sps")
         marks = [m for m in ("baseline", "selected") if getattr(run, f"{m}_id") == c.id]
         delta, speed, thr_ratio, size_ratio = _compare(c, base, metric)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,9 +33,10 @@ Materialize = Callable[..., "Candidate"]
 class Context:
     """What a technique may use besides its parent candidate.
 
-    ``materialize(model, model_spec, params=..., training=...)`` saves, exports (with the parity
-    check) and measures a new model as the candidate this step produces; the engine injects it
-    so that every candidate is measured by the same code.
+    ``materialize(model, model_spec, params=..., training=..., onnx_source=None)`` saves,
+    exports (with the parity check) and measures a new model as the candidate this step
+    produces; with ``onnx_source`` that ONNX file (quantized, fp16) is the deployable artifact.
+    The engine injects it so that every candidate is measured by the same code.
     """
 
     task: Task
@@ -46,6 +47,7 @@ class Context:
     candidates: Mapping[str, Candidate]
     new_id: str
     materialize: Materialize
+    constraints: Mapping[str, Any] = field(default_factory=dict)
 
     def load_model(self, candidate: Candidate) -> tuple[nn.Module, dict[str, Any]]:
         """A fresh copy of ``candidate``'s torch model and its spec."""

@@ -1,0 +1,230 @@
+"""``quantize``: int8 (dynamic, static, quantization-aware training) or fp16 ONNX models.
+
+The output is a deployable ONNX model that onnxruntime executes, measured like every other
+candidate. onnxruntime's own quantizers do the work (``quantize_dynamic``, ``quantize_static``
+in QDQ format, ``quant_pre_process``; fp16 with onnxruntime's ``float16`` converter); slimkit
+feeds calibration from the task's train split only, and, given an accuracy budget, excludes the
+most sensitive layers (measured one by one on val) until the model fits it.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import onnx
+from pydantic import Field
+
+from slimkit.deploy.export import export_onnx, run_onnx
+from slimkit.errors import TechniqueError
+from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.techniques.fake_quant import fake_quantized, fold_batchnorm
+from slimkit.training import TrainConfig, fit
+
+if TYPE_CHECKING:  # pipeline sits above techniques
+    from slimkit.pipeline.run import Candidate
+
+QUANTIZABLE = ("Conv", "Gemm", "MatMul")
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+             "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+
+
+class QuantizeConfig(TechniqueConfig):
+    mode: Literal["static", "dynamic", "qat", "fp16"] = Field("static")
+    per_channel: bool = Field(True, description="one weight scale per output channel")
+    op_types: list[str] | None = Field(None, description="ONNX op types to quantize [all]")
+    calibration: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="static/qat: how activation ranges are chosen")
+    calibration_samples: int = Field(512, ge=1, le=100000,
+                                     description="train samples used for calibration")
+    symmetric_activations: bool = Field(False)
+    symmetric_weights: bool = Field(True)
+    preprocess: bool = Field(True, description="onnxruntime shape inference + optimization")
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, lt=1, description="fallback budget on val [default: the run's constraint]")
+    fallback: bool = Field(True, description="exclude sensitive layers to meet the budget")
+    qat: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=5, lr=1e-4, patience=None,
+                                            weight_decay=0.0),
+        description="fine-tuning with fake quantization (mode: qat)")
+
+
+class TrainReader:
+    """Calibration batches from the task's train split (never val or test)."""
+
+    def __init__(self, x: np.ndarray, input_name: str, samples: int, seed: int,
+                 batch: int = 64) -> None:
+        rng = np.random.default_rng(seed)
+        self.rows = rng.choice(len(x), size=min(samples, len(x)), replace=False)
+        self.x, self.name, self.batch = x, input_name, batch
+        self._next = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._next >= len(self.rows):
+            return None
+        rows = self.rows[self._next:self._next + self.batch]
+        self._next += self.batch
+        return {self.name: self.x[rows]}
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+def quantizable_nodes(path: Path, op_types: list[str] | None) -> list[str]:
+    kinds = tuple(op_types or QUANTIZABLE)
+    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type in kinds]
+
+
+def is_reduced(path: Path, mode: str) -> bool:
+    """Whether the file really holds int8 (or fp16) computation."""
+    model = onnx.load(str(path))
+    if mode == "fp16":
+        return any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    int8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    return any(i.data_type in int8 for i in model.graph.initializer) and any(
+        n.op_type in QUANT_OPS for n in model.graph.node)
+
+
+def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
+              exclude: list[str]) -> None:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    ops = config.op_types or list(QUANTIZABLE)
+    if config.mode == "dynamic":
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=ops,
+                         per_channel=config.per_channel, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=exclude)
+        return
+    name = onnx.load(str(src)).graph.input[0].name
+    reader = TrainReader(context.task.train.x, name, config.calibration_samples, context.seed)
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[config.calibration]
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=ops, per_channel=config.per_channel,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=exclude, calibrate_method=method,
+                    extra_options={"ActivationSymmetric": config.symmetric_activations,
+                                   "WeightSymmetric": config.symmetric_weights})
+
+
+def _fp16(src: Path, dst: Path) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _toposort(model.graph)  # the converter appends its input casts after their consumers
+    onnx.save(model, str(dst))
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` so that every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise TechniqueError("fp16: the converted graph has a cycle or a missing input")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def val_accuracy(path: Path, context: Context) -> float:
+    val = context.task.val
+    return float((run_onnx(path, val.x).argmax(1) == val.y).mean())
+
+
+def _fallback(make: Callable[[list[str]], Path], nodes: list[str], float_acc: float,
+              budget: float, context: Context) -> tuple[Path, list[str], dict[str, float]]:
+    """Exclude the most sensitive layers, one at a time, until val accuracy fits the budget."""
+    sensitivity = {}
+    for node in nodes:  # the accuracy lost when only this layer is quantized
+        only = make([n for n in nodes if n != node])
+        sensitivity[node] = round(float_acc - val_accuracy(only, context), 6)
+    order = sorted(nodes, key=lambda n: sensitivity[n], reverse=True)
+    excluded: list[str] = []
+    path = make(excluded)
+    while float_acc - val_accuracy(path, context) > budget + 1e-12 and len(excluded) < len(order):
+        excluded.append(order[len(excluded)])
+        path = make(excluded)
+    return path, excluded, sensitivity
+
+
+@register_technique
+class Quantize(Technique):
+    name = "quantize"
+    description = "int8 (dynamic, static QDQ, QAT) or fp16 ONNX for onnxruntime"
+    Config = QuantizeConfig
+
+    def apply(self, parent: Candidate, context: Context) -> Candidate:
+        config: QuantizeConfig = self.config  # type: ignore[assignment]
+        model, spec = context.load_model(parent)
+        training: dict[str, Any] = {}
+        if config.mode == "qat":
+            model = fold_batchnorm(copy.deepcopy(model))
+            with fake_quantized(model, config.per_channel, config.symmetric_activations):
+                result = fit(model, context.task, config.qat, seed=context.seed,
+                             progress=context.progress, description=f"{context.new_id} qat")
+            training = result.to_dict()
+        with tempfile.TemporaryDirectory(prefix="slimkit-quant-") as tmp:
+            folder = Path(tmp)
+            fp32 = folder / "fp32.onnx"
+            export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
+            src = fp32
+            if config.preprocess and config.mode != "fp16":
+                from onnxruntime.quantization.shape_inference import quant_pre_process
+
+                src = folder / "pre.onnx"
+                quant_pre_process(str(fp32), str(src))
+            params: dict[str, Any] = config.model_dump()
+            exhausted = False
+            if config.mode == "fp16":
+                out = folder / "fp16.onnx"
+                _fp16(src, out)
+            else:
+                nodes = quantizable_nodes(src, config.op_types)
+                if not nodes:
+                    kinds = ", ".join(config.op_types or QUANTIZABLE)
+                    raise TechniqueError(f"quantize: the model has no quantizable operators "
+                                         f"(looked for {kinds})")
+                counter = iter(range(10**6))
+
+                def make(exclude: list[str]) -> Path:
+                    out = folder / f"q{next(counter)}.onnx"
+                    _quantize(src, out, config, context, exclude)
+                    return out
+
+                out = make([])
+                budget = config.max_accuracy_drop
+                if budget is None:
+                    budget = context.constraints.get("max_accuracy_drop")
+                float_acc = val_accuracy(fp32, context)
+                params["float_val_accuracy"] = float_acc
+                params["excluded"] = []
+                if (config.fallback and budget is not None
+                        and float_acc - val_accuracy(out, context) > budget):
+                    out, excluded, sensitivity = _fallback(make, nodes, float_acc, budget,
+                                                           context)
+                    params.update(excluded=excluded, sensitivity=sensitivity,
+                                  fallback_budget=budget)
+                    exhausted = len(excluded) == len(nodes)
+            if not exhausted and not is_reduced(out, config.mode):
+                raise TechniqueError(f"quantize: {config.mode} produced no reduced-precision "
+                                     f"operator for this model")
+            candidate = context.materialize(model, spec, params=params, training=training,
+                                            onnx_source=out)
+        if exhausted:
+            candidate.flags.append("fallback_exhausted")  # every layer had to stay float
+        return candidate
