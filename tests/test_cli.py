@@ -159,3 +159,10 @@ def test_explain_command(capsys, tmp_path: Path) -> None:
     assert "compute operators still in float" in stdout
     code, _, err = _cli(capsys, "explain", str(out), "--candidate", "c0")
     assert code == 2 and "has no float ancestor" in _one_line_error(err)
+    code, stdout, _ = _cli(capsys, "export", str(out), "--candidate", "c1",
+                           "--to", str(tmp_path / "int8.onnx"))
+    assert code == 0 and "predicted classes agree" in stdout
+    assert (tmp_path / "int8.onnx").read_bytes() == (out / "candidates/c1/model.onnx").read_bytes()
+    code, _, err = _cli(capsys, "export", str(out), "--candidate", "c1", "--format",
+                        "torchscript", "--to", str(tmp_path / "x.ts"))
+    assert code == 2 and "exists only as ONNX" in _one_line_error(err)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+from slimkit.atomic import write_with
 from slimkit.deploy.export import export_onnx, export_torchscript
 from slimkit.errors import StoreError
 from slimkit.measure.profile import profile_onnx, profile_torch, resolve_shape
@@ -35,12 +37,16 @@ def export(
     if cid is None:
         raise StoreError(f"run {run.run!r} has no finished candidate to export")
     cand = run.candidate(cid)
-    if "torch" not in cand.artifacts:
-        raise StoreError(f"candidate {cid} has no torch model to export")
     to = Path(to)
     if to.exists() and not force:
         raise StoreError(f"{to} already exists; pass --force to replace it")
     assert run.path is not None
+    if "torch" not in cand.artifacts:  # a quantized/fp16 candidate: its ONNX file is the model
+        if format != "onnx":
+            raise StoreError(f"candidate {cid} ({cand.technique}) exists only as ONNX; "
+                             f"export it with --format onnx")
+        write_with(to, lambda tmp: shutil.copyfile(run.path / cand.artifacts["onnx"], tmp))
+        return {**cand.export, "samples": cand.export.get("samples", 0)}
     model, spec = load_model(run.path / cand.artifacts["torch"])
     task = load_task(run.task, seed=run.seed, cache_dir=cache_dir)
     inputs = task.test.x[:512]

@@ -33,6 +33,9 @@ SetOption = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 Threads = Annotated[int, typer.Option(min=1, max=256, help="threads for latency/throughput")]
+Storage = Annotated[Optional[str],  # noqa: UP045
+                    typer.Option(help="Optuna storage URL for tune steps, e.g. "
+                                      "postgresql://user@host/db [default: RUN/study.db]")]
 CacheDir = Annotated[Optional[Path],  # noqa: UP045
                      typer.Option(help="where task data is cached [default: ~/.cache/slimkit]")]
 
@@ -87,6 +90,7 @@ def run_cmd(
         "runs/recipe"),
     restart: Annotated[bool, typer.Option(
         help="discard a run of a different recipe in --out and start again")] = False,
+    storage: Storage = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
 ) -> None:
@@ -95,7 +99,7 @@ def run_cmd(
     from slimkit.report.table import run_table
 
     run = run_recipe(recipe, out, overrides=set_ or [], restart=restart, progress=not quiet,
-                     cache_dir=cache_dir)
+                     cache_dir=cache_dir, storage=storage)
     console.print(run_table(run))
     selected = run.selected_id or "none (no candidate meets every constraint)"
     console.print(f"selected: {selected}; run written to {out}/run.json")
@@ -198,6 +202,10 @@ def export(
         raise SlimkitError(f"--format {format!r}: choose onnx or torchscript")
     parity = run_export(run, to, candidate=candidate, format=format,  # type: ignore[arg-type]
                         force=force, cache_dir=cache_dir)
+    if parity.get("check") == "class_agreement":
+        console.print(f"wrote {to} ({format}); predicted classes agree with the float model on "
+                      f"{100 * parity['agreement']:.1f}% of {parity['samples']} test inputs")
+        return
     console.print(f"wrote {to} ({format}); outputs match torch on {parity['samples']} test "
                   f"inputs, max abs difference {parity['max_abs_diff']:.2e}")
 
@@ -238,6 +246,48 @@ def explain_cmd(
     excluded = result["params"].get("excluded")
     if excluded:
         console.print(f"layers excluded by the accuracy fallback: {', '.join(excluded)}")
+
+
+@app.command()
+def worker(
+    run: Annotated[Path, typer.Argument(help="this worker's local folder")],
+    storage: Annotated[str, typer.Option(help="the storage URL the search was started with")],
+    study: Annotated[Optional[str],  # noqa: UP045
+                     typer.Option(help="study name, if the storage holds several")] = None,
+    wait: Annotated[float, typer.Option(min=0, help="seconds to wait for the study")] = 60.0,
+    artifacts: Annotated[Optional[Path],  # noqa: UP045
+                         typer.Option(help="shared folder for trial models")] = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Join a distributed tune search and run trials until its budget is spent."""
+    from slimkit.pipeline.worker import work
+
+    result = work(run, storage, study=study, wait_s=wait, cache_dir=cache_dir,
+                  artifacts=artifacts)
+    console.print(f"study {result['study']}: this worker ran {result['ran']} trial(s); "
+                  f"{result['counted']}/{result['budget']} complete or pruned")
+
+
+@app.command()
+def dashboard(
+    run: Annotated[Path, typer.Argument(help="a run folder with a tune step")],
+    storage: Storage = None,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Open optuna-dashboard on the run's study storage (needs slimkit[dashboard])."""
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise SlimkitError("optuna-dashboard is not installed; pip install "
+                           "'slimkit[dashboard]'") from None
+    from slimkit.studies import default_url, open_storage
+
+    url = storage or default_url(run)
+    if storage is None and not (run / "study.db").is_file():
+        raise SlimkitError(f"{run}: no study.db (this run has no tune step); give --storage")
+    console.print(f"optuna-dashboard on http://{host}:{port} (Ctrl-C to stop)")
+    run_server(open_storage(url), host=host, port=port)
 
 
 @app.command()

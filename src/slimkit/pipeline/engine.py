@@ -100,7 +100,7 @@ def _timing(start: float, measured: float, done: float, train_s: float) -> dict[
 
 
 def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: ProfileSettings,
-              progress: bool, ids: dict[str, str]) -> Candidate:
+              progress: bool, ids: dict[str, str], storage: str | None = None) -> Candidate:
     step = recipe.steps[index]
     name = recipe.step_names()[index]
     cid = f"c{index + 1}"
@@ -126,7 +126,8 @@ def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: Profil
     assert run.path is not None
     context = Context(task=task, run_dir=run.path, seed=recipe.seed, settings=settings,
                       progress=progress, candidates={c.id: c for c in run.candidates},
-                      new_id=cid, materialize=make, constraints=run.constraints)
+                      new_id=cid, materialize=make, constraints=run.constraints,
+                      storage=storage)
     technique = TECHNIQUES.get(step.technique)(config)
     start = time.perf_counter()
     try:
@@ -151,8 +152,12 @@ def run_recipe(
     restart: bool = False,
     progress: bool = True,
     cache_dir: str | Path | None = None,
+    storage: str | None = None,
 ) -> Run:
     """Run (or resume) ``recipe`` into the folder ``out`` and return the finished Run.
+
+    ``storage`` is an Optuna storage URL for tune steps (default: ``out``/study.db); workers
+    started with ``slimkit worker --storage URL`` join those studies.
 
     Steps already finished in ``out`` by the same recipe and seed are kept; a different recipe
     is refused unless ``restart`` is true.
@@ -174,7 +179,8 @@ def run_recipe(
     for index in range(len(recipe.steps)):
         if f"c{index + 1}" in finished:
             continue
-        _store(run, _run_step(index, recipe, run, task, settings, progress, ids), order)
+        _store(run, _run_step(index, recipe, run, task, settings, progress, ids, storage),
+               order)
     run.status = "complete"
     _store(run, run.baseline, order)  # type: ignore[arg-type]
     return run

@@ -1,6 +1,6 @@
 """Step 3, techniques. Importing this package registers the built-in ones."""
 
-from slimkit.techniques import distill, export, prune, quantize, train  # noqa: F401  (registers the techniques)
+from slimkit.techniques import distill, export, prune, quantize, train, tune  # noqa: F401  (registers the techniques)
 from slimkit.techniques.base import (
     TECHNIQUES,
     Context,

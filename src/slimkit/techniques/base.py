@@ -48,6 +48,7 @@ class Context:
     new_id: str
     materialize: Materialize
     constraints: Mapping[str, Any] = field(default_factory=dict)
+    storage: str | None = None
 
     def load_model(self, candidate: Candidate) -> tuple[nn.Module, dict[str, Any]]:
         """A fresh copy of ``candidate``'s torch model and its spec."""

@@ -36,7 +36,9 @@ QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLi
 class QuantizeConfig(TechniqueConfig):
     mode: Literal["static", "dynamic", "qat", "fp16"] = Field("static")
     per_channel: bool = Field(True, description="one weight scale per output channel")
-    op_types: list[str] | None = Field(None, description="ONNX op types to quantize [all]")
+    op_types: list[str] | None = Field(
+        None, description="ONNX op types to quantize [every type onnxruntime supports, so "
+                          "data stays int8 through Relu, MaxPool, Reshape ...]")
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="static/qat: how activation ranges are chosen")
     calibration_samples: int = Field(512, ge=1, le=100000,
@@ -99,7 +101,7 @@ def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
         quantize_static,
     )
 
-    ops = config.op_types or list(QUANTIZABLE)
+    ops = config.op_types  # None: onnxruntime's full list
     if config.mode == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=ops,
                          per_channel=config.per_channel, weight_type=QuantType.QInt8,
@@ -115,6 +117,15 @@ def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
                     nodes_to_exclude=exclude, calibrate_method=method,
                     extra_options={"ActivationSymmetric": config.symmetric_activations,
                                    "WeightSymmetric": config.symmetric_weights})
+    _strip_value_info(dst)
+
+
+def _strip_value_info(path: Path) -> None:
+    """Drop the intermediate shapes pre-processing recorded: onnxruntime re-infers them, and
+    they would only make the deployable file bigger."""
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
 
 
 def _fp16(src: Path, dst: Path) -> None:

@@ -1,0 +1,65 @@
+"""``slimkit worker``: join a tune study in shared storage and run trials until the budget."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from slimkit.errors import StoreError
+from slimkit.measure.timing import ProfileSettings
+from slimkit.studies import counted, open_storage, recover_interrupted
+from slimkit.tasks import load_task
+from slimkit.techniques.tune import Objective, TuneConfig, make_pruner, make_sampler, run_trials
+
+
+def _find_study(storage: optuna.storages.BaseStorage, name: str | None, wait_s: float
+                ) -> optuna.study.StudySummary:
+    deadline = time.monotonic() + wait_s
+    while True:
+        studies = [s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+                   if "slimkit" in s.user_attrs and (name is None or s.study_name == name)]
+        if len(studies) == 1:
+            return studies[0]
+        if len(studies) > 1:
+            names = ", ".join(s.study_name for s in studies)
+            raise StoreError(f"the storage holds several slimkit studies; pick one with "
+                             f"--study: {names}")
+        if time.monotonic() >= deadline:
+            what = f"study {name!r}" if name else "slimkit study"
+            raise StoreError(f"no {what} in the storage after waiting {wait_s:.0f} s; start "
+                             f"`slimkit run` with a tune step and the same --storage first")
+        time.sleep(1.0)
+
+
+def work(run: str | Path, storage: str, *, study: str | None = None, wait_s: float = 60.0,
+         cache_dir: str | Path | None = None, artifacts: str | Path | None = None
+         ) -> dict[str, Any]:
+    """Run trials of the slimkit study in ``storage`` until its budget is spent.
+
+    Everything a trial needs (task, seed, model spec, search space) is read from the study, so a
+    worker only needs the storage URL; ``run`` is this worker's local folder.
+    """
+    folder = Path(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    rdb = open_storage(storage)
+    summary = _find_study(rdb, study, wait_s)
+    attrs = summary.user_attrs["slimkit"]
+    config = TuneConfig.model_validate(attrs["tune"])
+    seed = int(attrs["seed"]) + os.getpid()  # workers must not sample the same points
+    loaded = optuna.load_study(study_name=summary.study_name, storage=rdb,
+                               sampler=make_sampler(config, seed), pruner=make_pruner(config))
+    task = load_task(attrs["task"], seed=int(attrs["seed"]), cache_dir=cache_dir)
+    store = Path(artifacts) if artifacts else Path(attrs.get("artifacts") or folder / "artifacts")
+    objective = Objective(config, attrs["spec"], task, int(attrs["seed"]), store,
+                          ProfileSettings(**attrs.get("profile", {})))
+    recover_interrupted(loaded)
+    before = {t.number for t in loaded.trials}
+    run_trials(loaded, objective, config)
+    mine = [t for t in loaded.trials if t.number not in before
+            and t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
+    return {"study": summary.study_name, "ran": len(mine), "counted": counted(loaded),
+            "budget": config.budget}

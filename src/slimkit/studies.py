@@ -1,0 +1,81 @@
+"""Optuna study storage: an SQLite file inside the run folder, or any RDB URL (PostgreSQL) for a
+search spread over machines. Heartbeats fail the trials of a dead worker, which are retried."""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from slimkit.errors import StoreError
+
+HEARTBEAT_S = 10
+GRACE_S = 30
+CONNECT_TIMEOUT_S = 5
+
+
+def default_url(run_dir: Path) -> str:
+    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDBStorage with heartbeats; an unreachable or malformed URL is one clear error within
+    a few seconds."""
+    engine: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
+    elif url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 30}}
+    try:
+        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=3))
+    except Exception as err:  # sqlalchemy OperationalError, ArgumentError, ImportError, ...
+        text = " ".join(str(err).split())
+        hidden = url.split("@")[-1] if "@" in url else url
+        raise StoreError(f"--storage {hidden}: cannot open the study storage "
+                         f"({type(err).__name__}: {text[:200]})") from None
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_interrupted(study: optuna.Study) -> list[int]:
+    """Fail this machine's RUNNING trials whose process is gone (a kill -9) and queue their
+    parameters again. Trials of other machines are left to the heartbeat."""
+    host = socket.gethostname()
+    recovered = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        recovered.append(trial.number)
+    return recovered
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count against the budget: complete or pruned."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))

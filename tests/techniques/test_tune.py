@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+import slimkit
+from slimkit.errors import RecipeError, StoreError, TechniqueError
+from slimkit.studies import counted, open_storage
+
+from ..conftest import FAST_PROFILE
+
+BASE = {"version": 1, "task": "digits", "seed": 0, "profile": FAST_PROFILE,
+        "baseline": {"model": "mlp", "model_args": {"width": 16, "depth": 1},
+                     "train": {"epochs": 2}}}
+
+
+def _tune(tmp_path: Path, **params):
+    recipe = {**BASE, "steps": [{"technique": "tune", "params": params}]}
+    run = slimkit.run_recipe(recipe, tmp_path / "run", progress=False)
+    return run, run.candidate("c1")
+
+
+def _study(run, name: str = "run-c1") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{run.path / 'study.db'}")
+
+
+def test_tune_searches_retrains_and_records_insight(tmp_path) -> None:
+    run, cand = _tune(tmp_path, sampler="tpe", trials=5, pruner="none",
+                      train={"epochs": 3, "patience": None},
+                      space={"train.lr": {"low": 1e-4, "high": 1e-1, "log": True},
+                             "model.width": {"choices": [8, 32]}})
+    study = _study(run)
+    assert counted(study) == 5
+    summary = cand.params["study"]
+    assert summary["counts"] == {"complete": 5}
+    assert summary["best_value"] == study.best_value
+    assert summary["best_params"] == study.best_params
+    assert cand.model["args"]["width"] == study.best_params["model.width"]
+    assert cand.training["history"]  # retrained with the best values, measured like any other
+    assert cand.profile["onnxruntime"]["latency_ms"]["p50"] > 0
+    assert set(summary["importances"]) == {"train.lr", "model.width"}
+    assert len(summary["history"]) == 5
+    artifacts = [t.user_attrs["model_artifact"] for t in study.trials]
+    assert all((run.path / "artifacts" / a).is_file() for a in artifacts)
+
+
+def test_grid_visits_every_point_once(tmp_path) -> None:
+    run, _ = _tune(tmp_path, sampler="grid", trials=50, pruner="none",
+                      train={"epochs": 1},
+                      space={"train.batch_size": {"choices": [32, 64]},
+                             "model.width": {"low": 8, "high": 24, "step": 8}})
+    points = sorted((t.params["train.batch_size"], t.params["model.width"])
+                    for t in _study(run).trials)
+    assert points == sorted((b, w) for b in (32, 64) for w in (8, 16, 24))
+
+
+def test_bad_trials_are_pruned_and_failures_recorded(tmp_path) -> None:
+    run, cand = _tune(tmp_path, sampler="random", trials=12, pruner="median",
+                      train={"epochs": 8, "patience": None},
+                      space={"train.lr": {"choices": [1e-7, 1e-2]},
+                             "model.width": {"choices": [0, 16]}})
+    states = cand.params["study"]["counts"]
+    assert states.get("pruned", 0) >= 1  # lr=1e-7 trials fall below the median and stop
+    assert states.get("fail", 0) >= 1  # width 0 cannot be built: recorded, the search goes on
+    assert states.get("complete", 0) + states.get("pruned", 0) == 12
+    study = _study(run)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(len(t.intermediate_values) < 8 for t in pruned)
+
+
+def test_multi_objective_gives_a_pareto_set(tmp_path) -> None:
+    run, cand = _tune(tmp_path, sampler="nsga2", trials=4, objectives=["accuracy", "latency"],
+                      train={"epochs": 1}, space={"model.width": {"choices": [8, 64, 256]}})
+    front = cand.params["study"]["pareto_trials"]
+    assert front and all(len(t["values"]) == 2 and t["values"][1] > 0 for t in front)
+    assert _study(run).directions == [optuna.study.StudyDirection.MAXIMIZE,
+                                      optuna.study.StudyDirection.MINIMIZE]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"space": {"train.lrate": {"low": 0.1, "high": 1}}},
+     r"space\.train\.lrate: unknown trainer parameter"),
+    ({"space": {"train.lr": {"low": 0.1, "high": 0.01}}}, r"low 0\.1 > high 0\.01"),
+    ({"space": {"train.lr": {"low": 0.0, "high": 0.1, "log": True}}}, r"log needs low > 0"),
+    ({"sampler": "grid", "space": {"train.lr": {"low": 0.001, "high": 0.1}}},
+     r"space\.train\.lr: grid search needs choices or a step"),
+    ({"sampler": "bayes", "space": {"train.lr": {"choices": [0.1]}}},
+     r"steps\[0\]\.params\.sampler: input should be 'grid'"),
+    ({"timeout": "soon", "space": {"train.lr": {"choices": [0.1]}}}, r"expected a duration"),
+    ({"space": {}}, r"steps\[0\]\.params\.space: dictionary should have at least 1 item"),
+])
+def test_bad_tune_params_name_the_field(params, message) -> None:
+    with pytest.raises(RecipeError, match=message):
+        slimkit.load_recipe({**BASE, "steps": [{"technique": "tune", "params": params}]})
+
+
+def test_unknown_model_parameter_is_named(tmp_path) -> None:
+    with pytest.raises(TechniqueError, match=r"tune\.space\.model\.height: 'mlp' has no "
+                                             r"parameter 'height'; allowed: dropout, width"):
+        _tune(tmp_path, trials=1, space={"model.height": {"choices": [1]}})
+
+
+def test_unreachable_storage_is_a_quick_clear_error() -> None:
+    start = time.monotonic()
+    with pytest.raises(StoreError, match=r"--storage 127\.0\.0\.1:9/nope: cannot open"):
+        open_storage("postgresql://someone@127.0.0.1:9/nope")
+    assert time.monotonic() - start < 15  # not a hang (generous: a loaded CI machine)
+    with pytest.raises(StoreError, match="cannot open the study storage"):
+        open_storage("notadb://x")
+
+
+def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
+    recipe = {**BASE, "steps": [{"technique": "tune", "params": {
+        "sampler": "random", "trials": 6, "pruner": "none",
+        "train": {"epochs": 40, "patience": None},
+        "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True}}}}]}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "slimkit.cli", "run", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    killed = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "study.db").exists():
+            try:
+                study = optuna.load_study(study_name="run-c1", storage=f"sqlite:///{out}/study.db")
+                states = [t.state for t in study.trials]
+            except Exception:
+                states = []
+            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and \
+                    states[-1] == optuna.trial.TrialState.RUNNING:
+                time.sleep(0.3)
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.1)
+    proc.wait()
+    assert killed, "the tune step ended before it could be killed mid-trial"
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    study = optuna.load_study(study_name="run-c1", storage=f"sqlite:///{out}/study.db")
+    assert counted(study) == 6
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1  # the interrupted trial
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") == failed[0].number]
+    assert len(retried) == 1 and retried[0].params == failed[0].params
+    data = json.loads((out / "run.json").read_text())
+    assert data["status"] == "complete" and data["candidates"][1]["technique"] == "tune"
