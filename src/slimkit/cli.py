@@ -138,7 +138,7 @@ def show(
 ) -> None:
     """Show a run's candidates and measurements (--json: the run.json manifest)."""
     from slimkit.api import load_run
-    from slimkit.report.table import run_table
+    from slimkit.report.table import run_table, study_tables
 
     loaded = load_run(run)
     if as_json:
@@ -146,6 +146,8 @@ def show(
         sys.stdout.write((loaded.path / "run.json").read_text())
         return
     console.print(run_table(loaded))
+    for table in study_tables(loaded):
+        console.print(table)
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:

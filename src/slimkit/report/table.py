@@ -94,3 +94,30 @@ def profile_table(title: str, profile: dict[str, Any]) -> Table:
         table.add_row("peak memory (process RSS)", f"{profile['peak_rss_mb']:.1f} MB")
     table.add_row("threads", str(profile.get("threads")))
     return table
+
+
+def study_tables(run: Run) -> list[Table]:
+    """For each tune step: trial counts, best value and parameters, parameter importances."""
+    tables = []
+    for c in run.candidates:
+        study = c.params.get("study") if c.technique == "tune" else None
+        if not study:
+            continue
+        table = Table(title=f"{c.id}: Optuna study {study['study']} · trials "
+                            + ", ".join(f"{n} {k}" for k, n in study["counts"].items()))
+        table.add_column("parameter")
+        table.add_column("best value", justify="right")
+        table.add_column("importance", justify="right")
+        best = study.get("best_params") or (study.get("pareto_trials") or [{}])[0].get(
+            "params", {})
+        for name, value in best.items():
+            importance = study.get("importances", {}).get(name)
+            table.add_row(escape(name), escape(str(value)),
+                          "-" if importance is None else f"{importance:.3f}")
+        if "best_value" in study:
+            table.caption = (f"best val value {study['best_value']:.4f} (trial "
+                             f"{study['best_trial']}); the candidate is retrained with these")
+        else:
+            table.caption = f"{len(study['pareto_trials'])} Pareto-optimal trials"
+        tables.append(table)
+    return tables

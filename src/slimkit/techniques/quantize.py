@@ -35,7 +35,9 @@ QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLi
 
 class QuantizeConfig(TechniqueConfig):
     mode: Literal["static", "dynamic", "qat", "fp16"] = Field("static")
-    per_channel: bool = Field(True, description="one weight scale per output channel")
+    per_channel: bool | Literal["auto"] = Field(
+        "auto", description="one weight scale per output channel; auto: try both, keep the "
+                            "more accurate on val (ties: per tensor, the smaller file)")
     op_types: list[str] | None = Field(
         None, description="ONNX op types to quantize [every type onnxruntime supports, so "
                           "data stays int8 through Relu, MaxPool, Reshape ...]")
@@ -93,6 +95,7 @@ def is_reduced(path: Path, mode: str) -> bool:
 
 def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
               exclude: list[str]) -> None:
+    """Quantize ``src`` into ``dst`` (``config.per_channel`` must be decided already)."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -173,6 +176,19 @@ def _fallback(make: Callable[[list[str]], Path], nodes: list[str], float_acc: fl
     return path, excluded, sensitivity
 
 
+def _choose_granularity(src: Path, folder: Path, config: QuantizeConfig,
+                        context: Context) -> QuantizeConfig:
+    """Per-channel or per-tensor weights, whichever is more accurate on val (ties: per tensor,
+    which is smaller and never slower)."""
+    scores = {}
+    for per_channel in (False, True):
+        trial = config.model_copy(update={"per_channel": per_channel})
+        out = folder / f"granularity-{int(per_channel)}.onnx"
+        _quantize(src, out, trial, context, [])
+        scores[per_channel] = val_accuracy(out, context)
+    return config.model_copy(update={"per_channel": scores[True] > scores[False]})
+
+
 @register_technique
 class Quantize(Technique):
     name = "quantize"
@@ -205,6 +221,10 @@ class Quantize(Technique):
                 out = folder / "fp16.onnx"
                 _fp16(src, out)
             else:
+                if config.per_channel == "auto":
+                    config = _choose_granularity(src, folder, config, context)
+                    params["per_channel"] = config.per_channel
+                    params["per_channel_choice"] = "auto (val accuracy)"
                 nodes = quantizable_nodes(src, config.op_types)
                 if not nodes:
                     kinds = ", ".join(config.op_types or QUANTIZABLE)
