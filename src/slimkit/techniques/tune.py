@@ -196,6 +196,15 @@ class Objective:
         self.artifacts, self.settings = artifacts, settings
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return self._run(trial)
+        except (optuna.TrialPruned, BudgetReached):
+            raise
+        except Exception as err:  # recorded on the trial; Optuna marks it failed
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         start = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
         _check_budget(trial, self.config.budget)
@@ -277,7 +286,7 @@ def run_trials(study: optuna.Study, objective: Objective, config: TuneConfig) ->
         failed = [t for t in study.get_trials(deepcopy=False,
                                               states=(optuna.trial.TrialState.FAIL,))
                   if not t.user_attrs.get("budget_reached")]
-        if len(failed) > max(config.trials, 10):
+        if len(failed) >= 2 * config.budget + 10:  # a search where (nearly) nothing works
             raise TechniqueError(f"tune: {len(failed)} trials failed; last error: "
                                  f"{_last_failure(study)}")
         left = None if deadline is None else deadline - time.monotonic()
@@ -295,7 +304,7 @@ def run_trials(study: optuna.Study, objective: Objective, config: TuneConfig) ->
 def _last_failure(study: optuna.Study) -> str:
     failed = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
               if not t.user_attrs.get("budget_reached")]
-    return str(failed[-1].system_attrs.get("fail_reason", "unknown"))[:200] if failed else "-"
+    return str(failed[-1].user_attrs.get("error", "unknown"))[:200] if failed else "-"
 
 
 def study_summary(study: optuna.Study, config: TuneConfig) -> dict[str, Any]:
