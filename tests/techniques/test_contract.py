@@ -21,6 +21,8 @@ EXAMPLES = {
     "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
     "distill": {"width_mult": 0.5, "train": {"epochs": 1}},
     "quantize": {"mode": "dynamic"},
+    "tune": {"trials": 2, "pruner": "none", "train": {"epochs": 1},
+             "space": {"train.lr": {"choices": [0.01, 0.001]}}},
 }
 
 

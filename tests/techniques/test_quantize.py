@@ -85,7 +85,7 @@ def test_calibration_reads_only_the_train_split(base_run, monkeypatch) -> None:
         return batch
 
     monkeypatch.setattr(quantize_module.TrainReader, "get_next", spy)
-    _quantize(base_run, {"mode": "static", "calibration_samples": 100})
+    _quantize(base_run, {"mode": "static", "calibration_samples": 100, "per_channel": True})
     task = load_task("digits")
     train = {row.tobytes() for row in task.train.x}
     others = {row.tobytes() for split in ("val", "test") for row in task.splits[split].x}
