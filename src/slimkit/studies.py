@@ -69,6 +69,8 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         name, _, pid = owner.rpartition(":")
         if name != host or not pid.isdigit() or _alive(int(pid)):
             continue
+        # Optuna has no public call to fail another process's trial; its own heartbeat code
+        # (fail_stale_trials) uses the same storage method.
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
         recovered.append(trial.number)
