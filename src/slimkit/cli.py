@@ -260,12 +260,13 @@ def worker(
     artifacts: Annotated[Optional[Path],  # noqa: UP045
                          typer.Option(help="shared folder for trial models")] = None,
     cache_dir: CacheDir = None,
+    quiet: Quiet = False,
 ) -> None:
     """Join a distributed tune search and run trials until its budget is spent."""
     from slimkit.pipeline.worker import work
 
     result = work(run, storage, study=study, wait_s=wait, cache_dir=cache_dir,
-                  artifacts=artifacts)
+                  artifacts=artifacts, progress=not quiet)
     console.print(f"study {result['study']}: this worker ran {result['ran']} trial(s); "
                   f"{result['counted']}/{result['budget']} complete or pruned")
 

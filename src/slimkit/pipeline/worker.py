@@ -36,8 +36,8 @@ def _find_study(storage: optuna.storages.BaseStorage, name: str | None, wait_s: 
 
 
 def work(run: str | Path, storage: str, *, study: str | None = None, wait_s: float = 60.0,
-         cache_dir: str | Path | None = None, artifacts: str | Path | None = None
-         ) -> dict[str, Any]:
+         cache_dir: str | Path | None = None, artifacts: str | Path | None = None,
+         progress: bool = False) -> dict[str, Any]:
     """Run trials of the slimkit study in ``storage`` until its budget is spent.
 
     Everything a trial needs (task, seed, model spec, search space) is read from the study, so a
@@ -58,7 +58,7 @@ def work(run: str | Path, storage: str, *, study: str | None = None, wait_s: flo
                           ProfileSettings(**attrs.get("profile", {})))
     recover_interrupted(loaded)
     before = {t.number for t in loaded.trials}
-    run_trials(loaded, objective, config)
+    run_trials(loaded, objective, config, progress=progress)
     mine = [t for t in loaded.trials if t.number not in before
             and t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
     return {"study": summary.study_name, "ran": len(mine), "counted": counted(loaded),

@@ -112,7 +112,8 @@ def study_tables(run: Run) -> list[Table]:
             "params", {})
         for name, value in best.items():
             importance = study.get("importances", {}).get(name)
-            table.add_row(escape(name), escape(str(value)),
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            table.add_row(escape(name), escape(shown),
                           "-" if importance is None else f"{importance:.3f}")
         if "best_value" in study:
             table.caption = (f"best val value {study['best_value']:.4f} (trial "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +27,7 @@ from slimkit.studies import counted, default_url, open_storage, recover_interrup
 from slimkit.tasks.base import Task
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
 from slimkit.training import TrainConfig, fit
+from slimkit.training.progress import CountProgress
 
 if TYPE_CHECKING:  # pipeline sits above techniques
     from slimkit.pipeline.run import Candidate
@@ -276,9 +278,29 @@ def directions(config: TuneConfig, task: Task) -> list[str]:
     return [task.direction if o == "accuracy" else "minimize" for o in config.objectives]
 
 
-def run_trials(study: optuna.Study, objective: Objective, config: TuneConfig) -> None:
+def _status(study: optuna.Study) -> str:
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    states = [t.state.name.lower() for t in done]
+    counts = ", ".join(f"{states.count(s)} {s}" for s in ("pruned", "fail") if s in states)
+    try:
+        best = (f"best {study.best_value:.4f}" if len(study.directions) == 1
+                else f"{len(study.best_trials)} on the Pareto front")
+    except ValueError:  # no complete trial yet
+        best = "no complete trial yet"
+    return best + (f" ({counts})" if counts else "")
+
+
+def run_trials(study: optuna.Study, objective: Objective, config: TuneConfig,
+               progress: bool = False) -> None:
     """Run trials until ``config.trials`` are complete or pruned (across every worker), the
     timeout passes, or a grid is exhausted. Failed trials are recorded and the search goes on."""
+    with CountProgress(config.budget, f"tune {study.study_name}", enabled=progress) as bar:
+        bar.set(counted(study), _status(study))
+        _run_trials(study, objective, config, lambda: bar.set(counted(study), _status(study)))
+
+
+def _run_trials(study: optuna.Study, objective: Objective, config: TuneConfig,
+                after_trial: Callable[[], None]) -> None:
     deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
     budget = optuna.study.MaxTrialsCallback(
         config.budget, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
@@ -299,6 +321,7 @@ def run_trials(study: optuna.Study, objective: Objective, config: TuneConfig) ->
             continue
         study.optimize(objective, n_trials=1, timeout=left, callbacks=[budget],
                        catch=(Exception,), gc_after_trial=False)
+        after_trial()
 
 
 def _last_failure(study: optuna.Study) -> str:
@@ -377,7 +400,7 @@ class Tune(Technique):
         recover_interrupted(study)
         objective = Objective(config, spec, context.task, context.seed,
                               context.run_dir / "artifacts", context.settings)
-        run_trials(study, objective, config)
+        run_trials(study, objective, config, progress=context.progress)
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
             raise TechniqueError(f"tune: no trial completed ({_last_failure(study)})")
         model_args, train = split_params(best_values(study, config), config, spec)

@@ -49,3 +49,11 @@ class EpochProgress:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class CountProgress(EpochProgress):
+    """A bar over any count of units (trials, ...) with a free-form status."""
+
+    def set(self, completed: int, status: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, status=status)
