@@ -28,8 +28,16 @@ def _tune(tmp_path: Path, **params):
     return run, run.candidate("c1")
 
 
-def _study(run, name: str = "run-c1") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{run.path / 'study.db'}")
+def _only_study(db: Path) -> optuna.Study:
+    url = f"sqlite:///{db}"
+    (name,) = optuna.get_all_study_names(url)
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def _study(run) -> optuna.Study:
+    study = _only_study(run.path / "study.db")
+    assert study.study_name == f"run-{run.config['recipe_digest']}-c1"
+    return study
 
 
 def test_tune_searches_retrains_and_records_insight(tmp_path) -> None:
@@ -132,7 +140,7 @@ def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "study.db").exists():
             try:
-                study = optuna.load_study(study_name="run-c1", storage=f"sqlite:///{out}/study.db")
+                study = _only_study(out / "study.db")
                 states = [t.state for t in study.trials]
             except Exception:
                 states = []
@@ -147,7 +155,7 @@ def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     assert killed, "the tune step ended before it could be killed mid-trial"
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    study = optuna.load_study(study_name="run-c1", storage=f"sqlite:///{out}/study.db")
+    study = _only_study(out / "study.db")
     assert counted(study) == 6
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1  # the interrupted trial

@@ -79,7 +79,10 @@ def test_two_processes_share_one_study(postgres_url: str, tmp_path: Path) -> Non
     assert coordinator.returncode == 0, c_err
     assert worker.returncode == 0, w_err
 
-    study = optuna.load_study(study_name="run-c1", storage=postgres_url)
+    run_json = json.loads((out / "run.json").read_text())
+    name = f"run-{run_json['config']['recipe_digest']}-c1"
+    assert optuna.get_all_study_names(postgres_url) == [name]
+    study = optuna.load_study(study_name=name, storage=postgres_url)
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))  # every trial number is unique
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,

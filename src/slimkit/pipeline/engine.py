@@ -127,7 +127,8 @@ def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: Profil
     context = Context(task=task, run_dir=run.path, seed=recipe.seed, settings=settings,
                       progress=progress, candidates={c.id: c for c in run.candidates},
                       new_id=cid, materialize=make, constraints=run.constraints,
-                      storage=storage)
+                      storage=storage,
+                      run_key=f"{run.run}-{run.config.get('recipe_digest', '')}")
     technique = TECHNIQUES.get(step.technique)(config)
     start = time.perf_counter()
     try:

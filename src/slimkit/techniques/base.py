@@ -49,6 +49,7 @@ class Context:
     materialize: Materialize
     constraints: Mapping[str, Any] = field(default_factory=dict)
     storage: str | None = None
+    run_key: str = ""
 
     def load_model(self, candidate: Candidate) -> tuple[nn.Module, dict[str, Any]]:
         """A fresh copy of ``candidate``'s torch model and its spec."""

@@ -396,7 +396,9 @@ class Tune(Technique):
                 allowed = ", ".join(family.config.model_fields)
                 raise TechniqueError(f"tune.space.{key}: {spec['family']!r} has no parameter "
                                      f"{name!r}; allowed: {allowed}")
-        study = open_study(config, context, spec, f"{context.run_dir.name}-{context.new_id}")
+        # the recipe digest keeps two runs that share a folder name apart in a shared database
+        name = f"{context.run_key or context.run_dir.name}-{context.new_id}"
+        study = open_study(config, context, spec, name)
         recover_interrupted(study)
         objective = Objective(config, spec, context.task, context.seed,
                               context.run_dir / "artifacts", context.settings)
