@@ -6,7 +6,7 @@ import contextlib
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,8 @@ def _parity(name: str, expected: np.ndarray, got: np.ndarray, atol: float) -> di
     return {"max_abs_diff": diff, "atol": atol, "samples": len(expected)}
 
 
-def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Outputs of the ONNX model at ``path`` for ``inputs`` (first output)."""
+def onnx_runner(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the ONNX model's first output for a batch (one session, reused)."""
     import onnxruntime as ort
 
     from slimkit.measure.onnx_probe import session_options
@@ -70,7 +70,12 @@ def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarr
     session = ort.InferenceSession(str(path), session_options(threads),
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return session.run(None, {name: inputs})[0]
+    return lambda inputs: session.run(None, {name: inputs})[0]
+
+
+def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Outputs of the ONNX model at ``path`` for ``inputs`` (first output)."""
+    return onnx_runner(path, threads)(inputs)
 
 
 def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from slimkit.measure.timing import ProfileSettings, summarize, throughput, time_calls
+from slimkit.measure.timing import ProfileSettings, measure_speed
 
 
 def _rss_mb() -> float:
@@ -49,19 +49,15 @@ def profile(path: str, input_shape: list[int], dtype: str, settings: ProfileSett
                                    providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(0)
-    result: dict[str, Any] = {}
-    for key, batch in (("latency", settings.batch), ("throughput", settings.throughput_batch)):
+
+    def make_call(batch: int) -> Any:
         feed = {name: rng.standard_normal((batch, *input_shape)).astype(dtype)}
-        times = time_calls(lambda feed=feed: session.run(None, feed), settings)
-        if key == "latency":
-            result["latency_ms"] = summarize(times, batch)
-        else:
-            result["throughput_sps"] = throughput(times, batch)
-            result["throughput_batch"] = batch
+        return lambda: session.run(None, feed)
+
+    result: dict[str, Any] = measure_speed(make_call, settings)
     peak = _rss_mb()
     result["peak_rss_mb"] = round(peak, 2)
     result["model_rss_mb"] = round(peak - before, 2)
-    result["threads"] = settings.threads
     return result
 
 

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from slimkit.errors import StoreError
 from slimkit.measure.onnx_file import read_onnx_input
-from slimkit.measure.timing import ProfileSettings, summarize, throughput, time_calls
+from slimkit.measure.timing import ProfileSettings, measure_speed
 
 
 def resolve_shape(path: str | Path, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -66,22 +66,16 @@ def profile_torch(model: nn.Module, input_shape: tuple[int, ...],
     torch.set_num_threads(settings.threads)
     model.eval()
     rng = np.random.default_rng(0)
-    result: dict[str, Any] = {}
+
+    def make_call(batch: int) -> Any:
+        x = torch.from_numpy(rng.standard_normal((batch, *input_shape)).astype("float32"))
+        return lambda: model(x)
+
     try:
         with torch.inference_mode():
-            for key, batch in (("latency", settings.batch),
-                               ("throughput", settings.throughput_batch)):
-                x = torch.from_numpy(rng.standard_normal((batch, *input_shape)).astype("float32"))
-                times = time_calls(lambda x=x: model(x), settings)
-                if key == "latency":
-                    result["latency_ms"] = summarize(times, batch)
-                else:
-                    result["throughput_sps"] = throughput(times, batch)
-                    result["throughput_batch"] = batch
+            return measure_speed(make_call, settings)
     finally:
         torch.set_num_threads(previous)
-    result["threads"] = settings.threads
-    return result
 
 
 def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:

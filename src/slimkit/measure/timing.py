@@ -53,3 +53,14 @@ def summarize(times: np.ndarray, batch: int) -> dict[str, float]:
 def throughput(times: np.ndarray, batch: int) -> float:
     """Samples per second over all timed calls."""
     return round(batch * len(times) / float(times.sum()), 1)
+
+
+def measure_speed(make_call: Callable[[int], Callable[[], object]],
+                  settings: ProfileSettings) -> dict[str, object]:
+    """Latency at ``settings.batch`` and throughput at ``settings.throughput_batch``, the same
+    way for every backend. ``make_call(batch)`` returns a call on inputs of that batch size."""
+    latency = time_calls(make_call(settings.batch), settings)
+    bulk = time_calls(make_call(settings.throughput_batch), settings)
+    return {"latency_ms": summarize(latency, settings.batch),
+            "throughput_sps": throughput(bulk, settings.throughput_batch),
+            "throughput_batch": settings.throughput_batch, "threads": settings.threads}

@@ -6,7 +6,6 @@ from slimkit.models.base import (
     ModelConfig,
     ModelFamily,
     build_model,
-    count_params,
     model_config,
     register_model,
 )
@@ -16,7 +15,6 @@ __all__ = [
     "ModelConfig",
     "ModelFamily",
     "build_model",
-    "count_params",
     "model_config",
     "register_model",
 ]

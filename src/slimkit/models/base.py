@@ -78,10 +78,3 @@ def build_model(
             f"model {name!r} outputs shape {tuple(out.shape[1:])}, expected ({num_classes},)"
         )
     return model
-
-
-def count_params(model: nn.Module) -> tuple[int, int]:
-    """(all parameters, non-zero parameters)."""
-    total = sum(p.numel() for p in model.parameters())
-    nonzero = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    return total, nonzero

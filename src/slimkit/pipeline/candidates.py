@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from slimkit.atomic import write_with
-from slimkit.deploy.export import export_onnx, run_onnx
+from slimkit.deploy.export import export_onnx, onnx_runner, run_onnx
 from slimkit.measure.evaluate import metrics_from_logits
 from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
 from slimkit.measure.timing import ProfileSettings
@@ -23,7 +23,8 @@ PARITY_SAMPLES = 512
 
 def onnx_metrics(path: Path, task: Task) -> dict[str, dict[str, float]]:
     """Metrics of the deployable ONNX model on val (decides) and test (reported only)."""
-    return {split: metrics_from_logits(run_onnx(path, task.splits[split].x), task.splits[split].y)
+    run = onnx_runner(path)
+    return {split: metrics_from_logits(run(task.splits[split].x), task.splits[split].y)
             for split in ("val", "test")}
 
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from slimkit.errors import RecipeError, SlimkitError, StoreError
+from slimkit.errors import RecipeError, SlimkitError
 from slimkit.measure.profile import environment
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models import build_model, model_config
 from slimkit.pipeline.candidates import materialize
 from slimkit.pipeline.run import Candidate, Run
 from slimkit.pipeline.select import select
-from slimkit.pipeline.store import MANIFEST, read_manifest, write_manifest
+from slimkit.pipeline.store import MANIFEST, existing_run, write_manifest
 from slimkit.recipe import Recipe, load_recipe, technique_config
 from slimkit.tasks import TASKS, Task, load_task
 from slimkit.techniques import TECHNIQUES, Context
@@ -30,13 +30,8 @@ from slimkit.training import TrainConfig, fit
 def _open(folder: Path, recipe: Recipe, restart: bool) -> Run:
     """The run to continue in ``folder`` or a new one; refuses foreign or changed content."""
     digest = recipe.digest()
-    if folder.exists() and not folder.is_dir():
-        raise StoreError(f"--out {folder} is a file; give a new or empty folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / MANIFEST).exists():
-            raise StoreError(f"--out {folder} holds other files and no run.json; "
-                             f"give a new or empty folder")
-        existing = read_manifest(folder)
+    existing = existing_run(folder)
+    if existing is not None:
         if existing.config.get("recipe_digest") == digest:
             existing.candidates = [c for c in existing.candidates if c.status == "ok" and all(
                 (folder / rel).is_file() for rel in c.artifacts.values())]

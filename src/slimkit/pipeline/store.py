@@ -16,20 +16,26 @@ __all__ = ["MANIFEST", "load_model", "prepare_folder", "read_manifest", "save_mo
 MANIFEST = "run.json"
 
 
-def prepare_folder(out: str | Path) -> Path:
-    """Check that ``out`` can take a new run: it is missing, empty, or an unfinished run.
-    Nothing is created or touched here."""
+def existing_run(out: str | Path) -> Run | None:
+    """The run already in ``out``, None if ``out`` is missing or empty; a file or a folder
+    holding anything but a run is refused. Nothing is created or touched here."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} is a file; give a new or empty folder")
-    if out.is_dir() and any(out.iterdir()):
-        manifest = out / MANIFEST
-        if not manifest.exists():
-            raise StoreError(f"--out {out} holds other files and no run.json; "
-                             f"give a new or empty folder")
-        existing = read_manifest(out)
-        if existing.status == "complete":
-            raise StoreError(f"--out {out} already holds a finished run ({existing.task}, "
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    if not (out / MANIFEST).exists():
+        raise StoreError(f"--out {out} holds other files and no run.json; "
+                         f"give a new or empty folder")
+    return read_manifest(out)
+
+
+def prepare_folder(out: str | Path) -> Path:
+    """Check that ``out`` can take a new run: it is missing, empty, or an unfinished run."""
+    out = Path(out)
+    existing = existing_run(out)
+    if existing is not None and existing.status == "complete":
+        raise StoreError(f"--out {out} already holds a finished run ({existing.task}, "
                              f"{len(existing.candidates)} candidates); give another folder")
     return out
 
