@@ -20,8 +20,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP)
 
+DEMO_BUDGET ?= 5m
+
 demo: $(STAMP)
-	$(BIN)/slimkit baseline --task mnist1d --out $(DEMO_OUT)
+	$(BIN)/slimkit optimize --task mnist1d --max-accuracy-drop 0.01 --budget $(DEMO_BUDGET) \
+		--tune-trials 2 --out $(DEMO_OUT)
 	@echo
 	@echo "Report: $(DEMO_OUT)/run.json  (show it with: $(BIN)/slimkit show $(DEMO_OUT))"
 

@@ -105,6 +105,66 @@ def run_cmd(
     console.print(f"selected: {selected}; run written to {out}/run.json")
 
 
+@app.command()
+def optimize(
+    task: Annotated[str, typer.Option(help="a task from `slimkit tasks`")] = "mnist1d",
+    model: Annotated[Optional[str],  # noqa: UP045
+                     typer.Option(help="baseline model from `slimkit models` [default: the "
+                                       "task's]")] = None,
+    max_accuracy_drop: Annotated[float, typer.Option(
+        help="largest val accuracy loss allowed against the tuned baseline (0.01 = 1 pt)")
+    ] = 0.01,
+    objective: Annotated[str, typer.Option(
+        help="what the selected model is best at: latency (batch 1), size or throughput")
+    ] = "latency",
+    budget: Annotated[str, typer.Option(help="wall-clock limit of the whole command, e.g. "
+                                             "20m, 1h (kept across resumes)")] = "20m",
+    techniques: Annotated[str, typer.Option(
+        help="what chains may use (comma-separated): prune, distill, arch, quantize")
+    ] = "prune,distill,arch,quantize",
+    tune_trials: Annotated[int, typer.Option(help="tuning trials for the baseline (0: none)")
+                           ] = 4,
+    trials: Annotated[Optional[int],  # noqa: UP045
+                      typer.Option(help="stop the search after this many trials")] = None,
+    epochs: Annotated[int, typer.Option(help="training epochs inside a search trial")] = 30,
+    finalists: Annotated[int, typer.Option(help="best trials measured again in full")] = 3,
+    set_: SetOption = None,
+    out: Annotated[Path, typer.Option(help="run folder (resumed if it exists)")] = Path(
+        "runs/optimize"),
+    seed: Annotated[int, typer.Option(help="seed of splits, init, training and sampler")] = 0,
+    threads: Threads = 1,
+    storage: Storage = None,
+    restart: Annotated[bool, typer.Option(
+        help="discard a run of other settings in --out and start again")] = False,
+    cache_dir: CacheDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """Find the fastest (or smallest) model within an accuracy budget.
+
+    Trains the baseline with a short tuning pass, searches chains of techniques (structured
+    pruning, distillation into a smaller student or an efficient architecture, then none /
+    dynamic / static / QAT int8 quantization) with a constrained multi-objective Optuna study,
+    measures the best finalists in full and selects the best feasible one. Resumes after a kill;
+    `slimkit worker --storage URL` on other machines joins the search.
+    """
+    from slimkit.overrides import split_baseline_overrides
+    from slimkit.pipeline.optimize import optimize as run_optimize
+    from slimkit.report.table import gains_line, run_table
+
+    sections = split_baseline_overrides(set_ or [])
+    names = [t.strip() for t in techniques.split(",") if t.strip()]
+    run = run_optimize(task, out=out, max_accuracy_drop=max_accuracy_drop,
+                       objective=objective, budget=budget, techniques=names, model=model,
+                       model_args=sections["model"], train=sections["train"], seed=seed,
+                       threads=threads, tune_trials=tune_trials, trials=trials, epochs=epochs,
+                       finalists=finalists, profile=sections["profile"], storage=storage,
+                       restart=restart, progress=not quiet, cache_dir=cache_dir)
+    console.print(run_table(run))
+    console.print(gains_line(run))
+    console.print(f"report: {out}/run.json (show it with: slimkit show {out}); selected ONNX "
+                  f"model: {out}/{run.selected.artifacts['onnx'] if run.selected else '-'}")
+
+
 def _default_text(field: Any) -> str:
     """A field's default; nested configs show only what differs from their own defaults."""
     from pydantic import BaseModel
@@ -262,7 +322,8 @@ def worker(
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
 ) -> None:
-    """Join a distributed tune search and run trials until its budget is spent."""
+    """Join a distributed search (a tune step or `slimkit optimize`) and run trials until its
+    budget or deadline is spent."""
     from slimkit.pipeline.worker import work
 
     result = work(run, storage, study=study, wait_s=wait, cache_dir=cache_dir,

@@ -44,5 +44,6 @@ def test_wrong_input_rank_is_a_clear_error() -> None:
 
 def test_unknown_model_lists_choices() -> None:
     with pytest.raises(ModelError,
-                       match="unknown model 'resnet'; choose one of: cnn1d, cnn2d, mlp"):
+                       match="unknown model 'resnet'; choose one of: cnn1d, cnn2d, "
+                             "efficientnet, mlp, mobilenet"):
         build_model("resnet", {}, (1, 40), 10)

@@ -21,6 +21,9 @@ EXAMPLES = {
     "prune": {"ratio": 0.5, "finetune": {"epochs": 1}},
     "distill": {"width_mult": 0.5, "train": {"epochs": 1}},
     "quantize": {"mode": "dynamic"},
+    "arch": {"trials": 2, "families": ["mobilenet"], "width_mult": [0.25], "depth": [1],
+             "kernel_size": [3], "expansion": [1, 2], "max_latency_ratio": None,
+             "train": {"epochs": 1}},
     "tune": {"trials": 2, "pruner": "none", "train": {"epochs": 1},
              "space": {"train.lr": {"choices": [0.01, 0.001]}}},
 }

@@ -22,6 +22,12 @@ class ProfileSettings(BaseModel):
     min_seconds: float = Field(1.0, ge=0, description="timed seconds at least")
     max_seconds: float = Field(30.0, gt=0, description="stop after this long (min 10 runs)")
 
+    def quick(self) -> ProfileSettings:
+        """Cheaper settings for search trials (same code, fewer timed calls); finalists are
+        measured again with the full settings."""
+        return self.model_copy(update={"min_runs": min(self.min_runs, 100),
+                                       "min_seconds": min(self.min_seconds, 0.3)})
+
 
 def time_calls(fn: Callable[[], object], settings: ProfileSettings) -> np.ndarray:
     """Call ``fn`` ``warmup`` times, then time calls until both ``min_runs`` and ``min_seconds``

@@ -29,7 +29,15 @@ from slimkit.training import TrainConfig, fit
 
 def _open(folder: Path, recipe: Recipe, restart: bool) -> Run:
     """The run to continue in ``folder`` or a new one; refuses foreign or changed content."""
-    digest = recipe.digest()
+    return open_run(folder, recipe.digest(), {"recipe": recipe.canonical()}, task=recipe.task,
+                    seed=recipe.seed, threads=recipe.threads,
+                    constraints=recipe.constraints.model_dump(), restart=restart)
+
+
+def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, seed: int,
+             threads: int, constraints: dict[str, Any], restart: bool) -> Run:
+    """The run to continue in ``folder`` (same ``digest``: finished candidates with their
+    artifacts are kept) or a new one; a run of other settings is refused unless ``restart``."""
     existing = existing_run(folder)
     if existing is not None:
         if existing.config.get("recipe_digest") == digest:
@@ -43,20 +51,19 @@ def _open(folder: Path, recipe: Recipe, restart: bool) -> Run:
         (folder / MANIFEST).unlink()
         shutil.rmtree(folder / "candidates", ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    return Run(run=folder.name, task=recipe.task, seed=recipe.seed,
-               env=environment(recipe.threads), path=folder,
-               constraints={k: v for k, v in recipe.constraints.model_dump().items()
-                            if v is not None},
-               config={"recipe": recipe.canonical(), "recipe_digest": digest})
+    return Run(run=folder.name, task=task, seed=seed, env=environment(threads), path=folder,
+               constraints={k: v for k, v in constraints.items() if v is not None},
+               config={**config, "recipe_digest": digest})
 
 
-def _store(run: Run, candidate: Candidate, order: list[str]) -> None:
+def _store(run: Run, candidate: Candidate) -> None:
     """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
     others = [c for c in run.candidates if c.id != candidate.id]
-    run.candidates = sorted([*others, candidate], key=lambda c: order.index(c.id))
+    run.candidates = sorted([*others, candidate], key=lambda c: int(c.id[1:]))
     metric, direction = run.task_spec["metric"], run.task_spec["direction"]
     run.selected_id, run.pareto_ids = select(run.candidates, run.baseline, run.constraints,
-                                             metric, direction)
+                                             metric, direction,
+                                             objective=run.config.get("objective", "latency"))
     write_manifest(run)
 
 
@@ -165,18 +172,16 @@ def run_recipe(
     run = _open(Path(out), recipe, restart)
     run.task_spec = task.spec()
     run.status = "running"
-    order = ["c0", *(f"c{i + 1}" for i in range(len(recipe.steps)))]
     finished = {c.id for c in run.candidates}
     run.baseline_id = "c0"
     write_manifest(run)
     if "c0" not in finished:
-        _store(run, _train_baseline(recipe, task, run, settings, progress), order)
+        _store(run, _train_baseline(recipe, task, run, settings, progress))
     ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(recipe.step_names())}}
     for index in range(len(recipe.steps)):
         if f"c{index + 1}" in finished:
             continue
-        _store(run, _run_step(index, recipe, run, task, settings, progress, ids, storage),
-               order)
+        _store(run, _run_step(index, recipe, run, task, settings, progress, ids, storage))
     run.status = "complete"
-    _store(run, run.baseline, order)  # type: ignore[arg-type]
+    _store(run, run.baseline)  # type: ignore[arg-type]
     return run

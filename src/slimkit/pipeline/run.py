@@ -73,7 +73,8 @@ class Run:
 
     @property
     def baseline(self) -> Candidate | None:
-        """The baseline candidate (``c0``), once trained."""
+        """The reference every candidate is compared with: ``c0``, or in ``optimize`` the
+        better of ``c0`` and its tuned retrain (on val)."""
         return self._find(self.baseline_id)
 
     @property

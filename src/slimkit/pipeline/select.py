@@ -48,13 +48,24 @@ def pareto_front(candidates: Sequence[Candidate], metric: str, direction: str) -
             if not any(_dominates(q, p) for other, q in points.items() if other != cid)]
 
 
+def objective_key(c: Candidate, objective: str) -> tuple[float, float]:
+    """Sort key of a candidate on ``objective`` (smaller is better)."""
+    if objective == "size":
+        return size_bytes(c), latency_ms(c)
+    if objective == "throughput":
+        ort = c.profile.get("onnxruntime", {})
+        return -float(ort.get("throughput_sps", 0.0)), size_bytes(c)
+    return latency_ms(c), size_bytes(c)
+
+
 def select(candidates: Sequence[Candidate], baseline: Candidate | None,
-           constraints: dict[str, Any], metric: str, direction: str
-           ) -> tuple[str | None, list[str]]:
+           constraints: dict[str, Any], metric: str, direction: str,
+           objective: str = "latency") -> tuple[str | None, list[str]]:
     """Mark feasibility on every ok candidate; return (selected id, pareto ids).
 
-    The selected candidate is the fastest feasible one (onnxruntime p50 at batch 1), ties
-    broken by size. None when no candidate meets every constraint.
+    The selected candidate is the best feasible one on ``objective``: the lowest onnxruntime
+    p50 latency at batch 1 (ties: size), the smallest file (``size``) or the highest batch
+    throughput (``throughput``). None when no candidate meets every constraint.
     """
     done = [c for c in candidates if c.status == "ok"]
     if baseline is None or not done:
@@ -63,5 +74,5 @@ def select(candidates: Sequence[Candidate], baseline: Candidate | None,
         c.violations = violations(c, baseline, constraints, metric, direction)
         c.feasible = not c.violations
     feasible = [c for c in done if c.feasible]
-    chosen = min(feasible, key=lambda c: (latency_ms(c), size_bytes(c)), default=None)
+    chosen = min(feasible, key=lambda c: objective_key(c, objective), default=None)
     return (chosen.id if chosen else None), pareto_front(done, metric, direction)

@@ -21,7 +21,8 @@ def _find_study(storage: optuna.storages.BaseStorage, name: str | None, wait_s: 
     deadline = time.monotonic() + wait_s
     while True:
         studies = [s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-                   if "slimkit" in s.user_attrs and (name is None or s.study_name == name)]
+                   if "slimkit" in s.user_attrs and (name is None or s.study_name == name)
+                   and (name is not None or not s.user_attrs.get("finished"))]
         if len(studies) == 1:
             return studies[0]
         if len(studies) > 1:
@@ -30,8 +31,9 @@ def _find_study(storage: optuna.storages.BaseStorage, name: str | None, wait_s: 
                              f"--study: {names}")
         if time.monotonic() >= deadline:
             what = f"study {name!r}" if name else "slimkit study"
-            raise StoreError(f"no {what} in the storage after waiting {wait_s:.0f} s; start "
-                             f"`slimkit run` with a tune step and the same --storage first")
+            raise StoreError(f"no unfinished {what} in the storage after waiting {wait_s:.0f} "
+                             f"s; start `slimkit run` with a tune step, or `slimkit optimize`, "
+                             f"with the same --storage first")
         time.sleep(1.0)
 
 
@@ -48,6 +50,8 @@ def work(run: str | Path, storage: str, *, study: str | None = None, wait_s: flo
     rdb = open_storage(storage)
     summary = _find_study(rdb, study, wait_s)
     attrs = summary.user_attrs["slimkit"]
+    if attrs.get("kind") == "optimize":
+        return _search_work(rdb, summary, folder, cache_dir, artifacts, progress)
     config = TuneConfig.model_validate(attrs["tune"])
     seed = int(attrs["seed"]) + os.getpid()  # workers must not sample the same points
     loaded = optuna.load_study(study_name=summary.study_name, storage=rdb,
@@ -63,3 +67,27 @@ def work(run: str | Path, storage: str, *, study: str | None = None, wait_s: flo
             and t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
     return {"study": summary.study_name, "ran": len(mine), "counted": counted(loaded),
             "budget": config.budget}
+
+
+def _search_work(rdb: optuna.storages.BaseStorage, summary: optuna.study.StudySummary,
+                 folder: Path, cache_dir: str | Path | None, artifacts: str | Path | None,
+                 progress: bool) -> dict[str, Any]:
+    """Run trials of an ``optimize`` search until its deadline passes or it finishes."""
+    from slimkit.pipeline.search import SearchObjective, make_sampler
+
+    attrs = summary.user_attrs["slimkit"]
+    study = optuna.load_study(study_name=summary.study_name, storage=rdb,
+                              sampler=make_sampler(int(attrs["seed"]) + os.getpid()))
+    task = load_task(attrs["task"], seed=int(attrs["seed"]), cache_dir=cache_dir)
+    store = Path(artifacts) if artifacts else Path(attrs["artifacts"])
+    objective = SearchObjective(attrs, task, store)
+    ran = 0
+    while True:
+        current = study.user_attrs["slimkit"]
+        if study.user_attrs.get("finished") or time.time() >= float(current["deadline"]):
+            break
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        ran += 1
+    complete = len(study.get_trials(deepcopy=False,
+                                    states=(optuna.trial.TrialState.COMPLETE,)))
+    return {"study": summary.study_name, "ran": ran, "counted": complete, "budget": "deadline"}

@@ -122,3 +122,25 @@ def study_tables(run: Run) -> list[Table]:
             table.caption = f"{len(study['pareto_trials'])} Pareto-optimal trials"
         tables.append(table)
     return tables
+
+
+def gains_line(run: Run) -> str:
+    """One sentence: the selected candidate against the baseline, on test data."""
+    base, chosen = run.baseline, run.selected
+    metric = run.task_spec.get("metric", "accuracy")
+    if base is None or chosen is None:
+        return "selected: none (no candidate meets every constraint)"
+    if chosen.id == base.id:
+        return f"selected: the baseline {base.id} (no other candidate met the constraints)"
+    label = chosen.params.get("chain") or chosen.technique
+    b_lat = (_ort(base, "latency_ms") or {}).get("p50")
+    c_lat = (_ort(chosen, "latency_ms") or {}).get("p50")
+    test, base_test = chosen.metric("test", metric), base.metric("test", metric)
+    delta = ("" if test is None or base_test is None
+             else f", test {metric} {100 * (test - base_test):+.1f}pt")
+    return (f"selected {chosen.id} ({label}) vs baseline {base.id}: "
+            f"{_ratio(b_lat, c_lat, ' lower latency at batch 1')}, "
+            f"{_ratio(_ort(chosen, 'throughput_sps'), _ort(base, 'throughput_sps'), '')} "
+            f"throughput at batch {_ort(chosen, 'throughput_batch') or '?'}, "
+            f"{_ratio(base.profile.get('size_bytes'), chosen.profile.get('size_bytes'), '')}"
+            f" smaller{delta}")

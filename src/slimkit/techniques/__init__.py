@@ -1,6 +1,14 @@
 """Step 3, techniques. Importing this package registers the built-in ones."""
 
-from slimkit.techniques import distill, export, prune, quantize, train, tune  # noqa: F401  (registers the techniques)
+from slimkit.techniques import (  # noqa: F401  (registers the techniques)
+    arch,
+    distill,
+    export,
+    prune,
+    quantize,
+    train,
+    tune,
+)
 from slimkit.techniques.base import (
     TECHNIQUES,
     Context,

@@ -74,9 +74,12 @@ class Technique(ABC):
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         """Produce a new candidate from ``parent`` (never mutated)."""
 
-    def search_space(self, trial: Any) -> dict[str, Any]:
-        """Parameters a search may tune (Optuna ``trial.suggest_*``); none by default."""
-        return {}
+    @classmethod
+    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """This technique's parameters sampled for one search trial (Optuna
+        ``trial.suggest_*``, names prefixed with the technique's name), for a parent whose model
+        spec is ``spec``; None when the technique has nothing to search or does not apply."""
+        return None
 
 
 TECHNIQUES: Registry[type[Technique]] = Registry("technique", TechniqueError)

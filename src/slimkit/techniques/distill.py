@@ -55,6 +55,9 @@ def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[s
     for key, mult in (("width", config.width_mult), ("depth", config.depth_mult)):
         if mult is None:
             continue
+        if key == "width" and key not in args and "width_mult" in args:
+            args["width_mult"] = args["width_mult"] * mult  # the efficient families
+            continue
         if key not in args:
             raise TechniqueError(f"distill.{key}_mult: the teacher's model "
                                  f"{teacher_spec['family']!r} has no {key} parameter")
@@ -94,6 +97,13 @@ class Distill(Technique):
         params = {**config.model_dump(), "teacher": teacher_id,
                   "student_family": family, "student_args": spec["args"]}
         return context.materialize(student, spec, params=params, training=result.to_dict())
+
+    @classmethod
+    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+        if "width" not in spec["args"] and "width_mult" not in spec["args"]:
+            return None
+        return {"width_mult": trial.suggest_categorical("distill.width_mult",
+                                                        [0.125, 0.25, 0.375, 0.5])}
 
 
 def student_spec_args(family: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -244,6 +244,10 @@ class Prune(Technique):
             candidate.flags.append("no_speedup")
         return candidate
 
+    @classmethod
+    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+        return {"ratio": trial.suggest_float("prune.ratio", 0.3, 0.9, step=0.05)}
+
     def _finetune(self, model: nn.Module, teacher: nn.Module | None, context: Context,
                   config: PruneConfig, epochs: int, step: int) -> dict[str, Any]:
         train = config.finetune.model_copy(update={"epochs": epochs})

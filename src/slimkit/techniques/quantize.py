@@ -195,6 +195,10 @@ class Quantize(Technique):
     description = "int8 (dynamic, static QDQ, QAT) or fp16 ONNX for onnxruntime"
     Config = QuantizeConfig
 
+    @classmethod
+    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
+        return {"mode": trial.suggest_categorical("quantize.mode", ["dynamic", "static", "qat"])}
+
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: QuantizeConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)

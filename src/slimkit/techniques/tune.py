@@ -403,6 +403,7 @@ class Tune(Technique):
         objective = Objective(config, spec, context.task, context.seed,
                               context.run_dir / "artifacts", context.settings)
         run_trials(study, objective, config, progress=context.progress)
+        study.set_user_attr("finished", True)  # workers looking for a study skip this one
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
             raise TechniqueError(f"tune: no trial completed ({_last_failure(study)})")
         model_args, train = split_params(best_values(study, config), config, spec)

@@ -1,0 +1,418 @@
+"""``slimkit optimize``: baseline, a short tuning pass, a constrained multi-objective search over
+technique chains, then the best finalists measured in full and the selection.
+
+The budget is the wall-clock time of the whole command, kept across resumes (run.json records
+what was spent). A trial is never interrupted, so the search ends within one trial's length of
+its deadline; time for measuring the finalists is reserved up front.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from slimkit.errors import SlimkitError, TechniqueError
+from slimkit.measure.timing import ProfileSettings
+from slimkit.models.io import load_model
+from slimkit.pipeline.candidates import materialize
+from slimkit.pipeline.engine import _baseline_model, _run_step, _store, _train_baseline, open_run
+from slimkit.pipeline.run import Candidate, Run
+from slimkit.pipeline.search import (
+    OBJECTIVES,
+    SearchConfig,
+    SearchObjective,
+    artifact_store,
+    chain_label,
+    download,
+    finalists,
+    is_new,
+    make_sampler,
+    seed_chains,
+    trial_rows,
+    upload,
+)
+from slimkit.pipeline.store import write_manifest
+from slimkit.recipe import Recipe, load_recipe
+from slimkit.studies import default_url, open_storage, recover_interrupted
+from slimkit.tasks import Task, load_task
+from slimkit.techniques.tune import parse_duration
+from slimkit.training import TrainConfig
+from slimkit.training.progress import CountProgress
+from slimkit.validation import validate
+
+
+REPEATS_TO_STOP = 25
+
+
+class OptimizeConfig(BaseModel):
+    """Everything ``optimize`` does, validated where it enters (CLI flags or Python)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    model: str | None = None
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    threads: int = Field(1, ge=1, le=256)
+    max_accuracy_drop: float = Field(0.01, ge=0, lt=1)
+    objective: Literal["latency", "size", "throughput"] = "latency"
+    budget: str | float = "20m"
+    techniques: list[Literal["prune", "distill", "arch", "quantize"]] = Field(
+        default_factory=lambda: ["prune", "distill", "arch", "quantize"], min_length=1)
+    tune_trials: int = Field(4, ge=0, le=1000, description="tuning trials for the baseline")
+    trials: int | None = Field(None, ge=1, description="stop the search after this many trials")
+    epochs: int = Field(30, ge=1, le=10000, description="training epochs inside a trial")
+    finalists: int = Field(3, ge=1, le=20)
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, value: str | float) -> str | float:
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            seconds = None
+        if seconds is None or seconds <= 0:
+            raise ValueError("expected a positive duration like 90s, 20m or 1h")
+        return value
+
+    @property
+    def budget_s(self) -> float:
+        return float(parse_duration(self.budget))  # type: ignore[arg-type]
+
+    def search(self) -> SearchConfig:
+        return SearchConfig(techniques=self.techniques, objective=self.objective,
+                            max_accuracy_drop=self.max_accuracy_drop, epochs=self.epochs,
+                            trials=self.trials, finalists=self.finalists)
+
+    def recipe(self) -> Recipe:
+        """The baseline (and its tuning pass) as a recipe: one code path with ``slimkit run``."""
+        train = TrainConfig(**self.train)
+        steps = []
+        if self.tune_trials:
+            steps.append({"technique": "tune", "name": "tuned", "params": {
+                "trials": self.tune_trials, "train": train.model_dump(),
+                "space": {"train.lr": {"low": train.lr / 3, "high": train.lr * 3, "log": True},
+                          "train.weight_decay": {"low": 1e-5, "high": 1e-2, "log": True}}}})
+        return load_recipe({
+            "version": 1, "task": self.task, "seed": self.seed, "threads": self.threads,
+            "baseline": {"model": self.model, "model_args": self.model_args,
+                         "train": self.train},
+            "steps": steps, "constraints": {"max_accuracy_drop": self.max_accuracy_drop},
+            "profile": self.profile})
+
+    def digest_fields(self) -> dict[str, Any]:
+        """What a resumed run must share; budget, trial cap and finalists may change."""
+        return self.model_dump(mode="json", exclude={"budget", "trials", "finalists"})
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def epoch_seconds(model: torch.nn.Module, task: Task, train: TrainConfig) -> float:
+    """Seconds per training epoch of ``model``, timed on a few real batches."""
+    model = model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    x = torch.from_numpy(task.train.x[: train.batch_size])
+    y = torch.from_numpy(task.train.y[: train.batch_size]).long()
+    times = []
+    begin = time.perf_counter()
+    while len(times) < 10 and (len(times) < 3 or time.perf_counter() - begin < 2.0):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    batches = -(-len(task.train.x) // train.batch_size) + -(-len(task.val.x) // 512)
+    return min(times[2:] or times) * batches
+
+
+def estimate(config: OptimizeConfig, task: Task, recipe: Recipe) -> dict[str, float]:
+    """Upper-bound seconds of each phase up to one search trial (early stopping only
+    shortens them)."""
+    model, _ = _baseline_model(recipe, task)
+    train = TrainConfig(**config.train)
+    epoch = epoch_seconds(model, task, train)
+    settings = ProfileSettings(threads=config.threads, **config.profile)
+    measure = 4 * max(settings.min_seconds, 0.2) + 4.0  # 2 backends x 2 batches + export
+    quick = 2 * max(settings.quick().min_seconds, 0.1) + 3.0
+    phases = {"baseline": train.epochs * epoch + measure}
+    if config.tune_trials:
+        phases["tuning"] = (config.tune_trials + 1) * train.epochs * epoch + measure
+    phases["one trial"] = config.epochs * epoch + 2 * quick
+    phases["final measurement"] = 2 * measure
+    return phases
+
+
+def check_budget(config: OptimizeConfig, task: Task, recipe: Recipe) -> None:
+    phases = estimate(config, task, recipe)
+    needed = sum(phases.values())
+    if config.budget_s < needed:
+        parts = ", ".join(f"{k} ~{_fmt(v)}" for k, v in phases.items())
+        hint = " or fewer --tune-trials" if config.tune_trials else ""
+        raise SlimkitError(f"--budget {config.budget}: cannot fit one search trial; the "
+                           f"estimate is {_fmt(needed)} ({parts}); give --budget "
+                           f"{int(needed // 60) + 1}m or more{hint}")
+
+
+class Clock:
+    """Wall-clock spent by this run, across resumes."""
+
+    def __init__(self, run: Run, budget_s: float) -> None:
+        self.before = float(run.config.get("optimize_spent_s", 0.0))
+        self.start = time.monotonic()
+        self.budget_s = budget_s
+
+    def spent(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.budget_s - self.spent()
+
+
+def optimize(
+    task: str = "mnist1d",
+    *,
+    out: str | Path,
+    max_accuracy_drop: float = 0.01,
+    objective: str = "latency",
+    budget: str | float = "20m",
+    techniques: list[str] | None = None,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    tune_trials: int = 4,
+    trials: int | None = None,
+    epochs: int = 30,
+    finalists: int = 3,
+    profile: dict[str, Any] | None = None,
+    storage: str | None = None,
+    restart: bool = False,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> Run:
+    """Find the best model on ``objective`` within ``max_accuracy_drop`` (val) of the tuned
+    baseline, in about ``budget`` of wall-clock time; resumes an interrupted run in ``out``.
+
+    ``storage`` (an Optuna RDB URL) lets ``slimkit worker`` processes on other machines run
+    trials of the same search.
+    """
+    raw = {"task": task, "model": model, "model_args": model_args or {}, "train": train or {},
+           "seed": seed, "threads": threads, "max_accuracy_drop": max_accuracy_drop,
+           "objective": objective, "budget": budget, "tune_trials": tune_trials,
+           "trials": trials, "epochs": epochs, "finalists": finalists,
+           "profile": profile or {}}
+    if techniques is not None:
+        raw["techniques"] = techniques
+    config = validate(OptimizeConfig, raw, prefix="", error=SlimkitError)
+    from slimkit.tasks import TASKS
+
+    if config.task in TASKS and config.model is None and not TASKS.get(config.task).default_model:
+        raise SlimkitError(f"task {config.task!r} has no default model; give --model (see "
+                           f"`slimkit models`)")
+    recipe = config.recipe()
+    loaded = load_task(config.task, seed=config.seed, cache_dir=cache_dir)
+    folder = Path(out)
+    from slimkit.pipeline.store import existing_run
+
+    if existing_run(folder) is None or restart:
+        check_budget(config, loaded, recipe)
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(config.digest_fields(), sort_keys=True).encode()
+                            ).hexdigest()[:16]
+    run = open_run(folder, digest, {"recipe": recipe.canonical(),
+                                    "optimize": config.model_dump(mode="json")},
+                   task=config.task, seed=config.seed, threads=config.threads,
+                   constraints={"max_accuracy_drop": config.max_accuracy_drop},
+                   restart=restart)
+    return Optimizer(config, recipe, loaded, run, storage, progress).run()
+
+
+class Optimizer:
+    """The phases of one optimize run; every phase resumes from run.json and the study."""
+
+    def __init__(self, config: OptimizeConfig, recipe: Recipe, task: Task, run: Run,
+                 storage: str | None, progress: bool) -> None:
+        self.config, self.recipe, self.task, self.run_ = config, recipe, task, run
+        self.storage, self.progress = storage, progress
+        self.settings = ProfileSettings(threads=config.threads, **config.profile)
+        self.clock = Clock(run, config.budget_s)
+        assert run.path is not None
+        self.folder: Path = run.path
+
+    def write(self) -> None:
+        self.run_.config["optimize_spent_s"] = round(self.clock.spent(), 3)
+        self.run_.config["optimize"] = self.config.model_dump(mode="json")
+        write_manifest(self.run_)
+
+    def store(self, candidate: Candidate) -> None:
+        self.run_.config["optimize_spent_s"] = round(self.clock.spent(), 3)
+        _store(self.run_, candidate)
+
+    def run(self) -> Run:
+        run = self.run_
+        run.task_spec = self.task.spec()
+        run.config["objective"] = self.config.objective
+        run.status = "running"
+        run.baseline_id = run.baseline_id or "c0"
+        self.write()
+        self.baseline()
+        reference = run.baseline
+        assert reference is not None
+        search = self.config.search()
+        study = self.study(search, reference)
+        self.search(study, search)
+        self.finalize(study, search, reference)
+        run.status = "complete"
+        study.set_user_attr("finished", True)
+        self.store(reference)
+        return run
+
+    def baseline(self) -> None:
+        """c0 with the given (or default) trainer settings, then the tuning pass (c1); the
+        better of the two on val becomes the reference."""
+        run, done = self.run_, {c.id for c in self.run_.candidates}
+        if "c0" not in done:
+            self.store(_train_baseline(self.recipe, self.task, run, self.settings,
+                                       self.progress))
+        if self.recipe.steps and "c1" not in done:
+            self.store(_run_step(0, self.recipe, run, self.task, self.settings, self.progress,
+                                 {"baseline": "c0", "tuned": "c1"}, self.storage))
+        sign = 1.0 if self.task.direction == "maximize" else -1.0
+        ok = [c for c in run.candidates if c.id in ("c0", "c1") and c.status == "ok"]
+        best = max(ok, key=lambda c: sign * (c.metric("val", self.task.metric) or 0.0))
+        run.baseline_id = best.id
+        self.store(best)
+
+    def study(self, search: SearchConfig, reference: Candidate) -> optuna.Study:
+        """The search study, created once; its attributes let any worker run trials."""
+        name = f"{self.run_.run}-{self.run_.config['recipe_digest']}-search"
+        storage = open_storage(self.storage or default_url(self.folder))
+        study = optuna.create_study(
+            storage=storage, study_name=name, load_if_exists=True,
+            sampler=make_sampler(self.config.seed, search.startup_trials),
+            directions=[self.task.direction, OBJECTIVES[search.objective]])
+        setup = study.user_attrs.get("slimkit")
+        if setup is None or setup.get("baseline", {}).get("id") != reference.id:
+            store = artifact_store(self.folder / "artifacts")
+            artifact = upload(store, self.folder / reference.artifacts["torch"], study)
+            train = {**self._reference_train(reference), "epochs": search.epochs}
+            setup = {"kind": "optimize", "task": self.task.name, "seed": self.config.seed,
+                     "search": search.model_dump(mode="json"), "train": train,
+                     "profile": self.settings.model_dump(),
+                     "artifacts": str((self.folder / "artifacts").resolve()),
+                     "baseline": {"id": reference.id, "artifact": artifact,
+                                  "model": reference.model, "metrics": reference.metrics,
+                                  "profile": reference.profile}}
+        setup["search"] = search.model_dump(mode="json")  # a resumed run may change the cap
+        study.set_user_attr("slimkit", setup)
+        if not study.trials:
+            for params in seed_chains(search, reference.model):
+                study.enqueue_trial(params, skip_if_exists=True)
+        return study
+
+    def _reference_train(self, reference: Candidate) -> dict[str, Any]:
+        """The reference's trainer settings (c0's, or the tuned ones)."""
+        if reference.technique == "tune":
+            best = reference.params.get("study", {}).get("best_params", {})
+            base = dict(reference.params.get("train", {}))
+            base.update({k.split(".", 1)[1]: v for k, v in best.items()
+                         if k.startswith("train.")})
+            return base
+        return dict(reference.params)
+
+    def search(self, study: optuna.Study, search: SearchConfig) -> None:
+        reserve = 2 * search.finalists * float(
+            self.run_.baseline.timing.get("measure_s", 8.0))  # type: ignore[union-attr]
+        left = self.clock.left() - reserve
+        setup = study.user_attrs["slimkit"]
+        setup["deadline"] = time.time() + max(left, 0.0)
+        study.set_user_attr("slimkit", setup)
+        recover_interrupted(study)
+        objective = SearchObjective(setup, self.task, Path(setup["artifacts"]))
+        total = max(int(left), 1)
+        start = time.monotonic()
+        with CountProgress(total, "search", enabled=self.progress) as bar:
+            while time.monotonic() - start < left:
+                trials = study.get_trials(deepcopy=False)
+                complete = sum(is_new(t) for t in trials)
+                if search.trials is not None and complete >= search.trials:
+                    break
+                recent = [t for t in trials if t.state.is_finished()][-REPEATS_TO_STOP:]
+                if len(recent) == REPEATS_TO_STOP and all(
+                        "duplicate_of" in t.user_attrs for t in recent):
+                    break  # the sampler only proposes chains already measured
+                failed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(
+                    "error")]
+                if len(failed) >= 10 and len(failed) > 2 * complete:
+                    raise TechniqueError(f"optimize: {len(failed)} search trials failed; last "
+                                         f"error: {failed[-1].user_attrs['error'][:200]}")
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                self.record(study)
+                bar.set(min(int(time.monotonic() - start), total), self.status(study))
+
+    def status(self, study: optuna.Study) -> str:
+        rows = trial_rows(study)
+        ok = [r for r in rows if r["state"] == "complete"]
+        feasible = [r for r in ok if (r["constraint"] or 0.0) <= 0]
+        text = f"{len(ok)} trials, {len(feasible)} feasible"
+        if feasible:
+            best = (min if OBJECTIVES[self.config.objective] == "minimize" else max)(
+                feasible, key=lambda r: r["values"][1])
+            text += f", best {best['values'][1]:.4g} ({best['chain']})"
+        return text
+
+    def record(self, study: optuna.Study) -> None:
+        """The search so far into run.json (so `slimkit show` follows a running search)."""
+        self.run_.config["search"] = {"study": study.study_name, "trials": trial_rows(study),
+                                      "pareto_trials": [t.number for t in study.best_trials]}
+        self.write()
+
+    def finalize(self, study: optuna.Study, search: SearchConfig, reference: Candidate
+                 ) -> None:
+        """Measure the best feasible trials in full as candidates (each link of a chain is
+        one, with lineage from the reference); ``select`` then picks on the objective."""
+        self.record(study)
+        store = artifact_store(Path(study.user_attrs["slimkit"]["artifacts"]))
+        done = {c.params.get("search_trial") for c in self.run_.candidates}
+        for trial in finalists(study, search):
+            if trial.number in done:
+                continue
+            with tempfile.TemporaryDirectory(prefix="slimkit-final-") as tmp:
+                folder = Path(tmp)
+                torch_path = download(store, trial.user_attrs["artifacts"]["torch"],
+                                      folder / "model.pt")
+                onnx_path = download(store, trial.user_attrs["artifacts"]["onnx"],
+                                     folder / "model.onnx")
+                model, spec = load_model(torch_path)
+                parent = reference
+                label = trial.user_attrs.get("label", chain_label(trial.user_attrs["chain"]))
+                for link, record in zip(trial.user_attrs["chain"], trial.user_attrs["steps"],
+                                        strict=True):
+                    cid = f"c{max(int(c.id[1:]) for c in self.run_.candidates) + 1}"
+                    quantized = link["technique"] == "quantize"
+                    start = time.perf_counter()
+                    candidate = materialize(
+                        cid, parent.id, link["technique"],
+                        {**record["params"], "search_trial": trial.number, "chain": label},
+                        model, spec, self.task, self.folder, self.settings,
+                        training=record.get("training"),
+                        onnx_source=onnx_path if quantized else None)
+                    candidate.step = f"search t{trial.number}"
+                    candidate.flags = list(record.get("flags", []))
+                    candidate.timing = {"measure_s": round(time.perf_counter() - start, 3),
+                                        "trial_s": trial.user_attrs.get("trial_seconds", 0.0)}
+                    self.store(candidate)
+                    parent = candidate

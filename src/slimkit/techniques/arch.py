@@ -1,0 +1,192 @@
+"""``arch``: search an efficient architecture (MobileNet- or EfficientNet-style) for the task.
+
+A multi-objective Optuna study over family, width, depth, kernel size and expansion, on
+(val metric, measured onnxruntime latency at batch 1). Each trial trains a student, by default
+distilled from the parent as teacher. Architectures measured slower than the parent are
+dropped; of the rest on the Pareto front, the most accurate is retrained as the candidate and
+the whole front is recorded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import optuna
+import torch
+from pydantic import Field, field_validator
+
+from slimkit.errors import TechniqueError
+from slimkit.models import build_model, model_config
+from slimkit.studies import default_url, open_storage, recover_interrupted, worker_id
+from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.techniques.tune import BudgetReached, _check_budget, parse_duration, run_trials
+from slimkit.training import TrainConfig, fit
+from slimkit.training.distill import DistillationLoss
+
+if TYPE_CHECKING:  # pipeline sits above techniques
+    from slimkit.pipeline.run import Candidate
+
+FAMILIES = ("mobilenet", "efficientnet")
+
+
+class ArchConfig(TechniqueConfig):
+    families: list[Literal["mobilenet", "efficientnet"]] = Field(
+        default_factory=lambda: list(FAMILIES), min_length=1)
+    width_mult: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+                                    min_length=1, description="width multipliers to try")
+    depth: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1,
+                             description="numbers of stages to try")
+    kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1)
+    expansion: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
+    head: list[Literal["pool", "flatten"]] = Field(default_factory=lambda: ["flatten", "pool"],
+                                                   min_length=1)
+    trials: int = Field(12, ge=1, le=10000, description="complete trials")
+    timeout: str | float | None = Field(None, description="wall-clock limit, e.g. 10m")
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    distill: bool = Field(True, description="train students on the parent's soft labels")
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the hard-label loss")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=40),
+                               description="student training")
+    max_latency_ratio: float | None = Field(
+        1.0, gt=0, description="drop architectures slower than this times the parent's "
+                               "latency (null: keep all)")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str | float | None) -> str | float | None:
+        seconds = parse_duration(value)
+        if seconds is not None and seconds <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @property
+    def timeout_s(self) -> float | None:
+        return parse_duration(self.timeout)
+
+    @property
+    def budget(self) -> int:
+        return self.trials
+
+
+def sample_architecture(trial: optuna.Trial, config: ArchConfig,
+                        prefix: str = "") -> tuple[str, dict[str, Any]]:
+    """(family, model args) for one trial; parameter names carry ``prefix``."""
+    family = trial.suggest_categorical(f"{prefix}family", config.families)
+    args = {"width_mult": trial.suggest_categorical(f"{prefix}width_mult", config.width_mult),
+            "depth": trial.suggest_categorical(f"{prefix}depth", config.depth),
+            "kernel_size": trial.suggest_categorical(f"{prefix}kernel_size", config.kernel_size),
+            "expansion": trial.suggest_categorical(f"{prefix}expansion", config.expansion),
+            "head": trial.suggest_categorical(f"{prefix}head", config.head)}
+    return family, model_config(family, args).model_dump()
+
+
+def train_student(family: str, args: dict[str, Any], teacher: torch.nn.Module | None,
+                  config: ArchConfig, context: Context, description: str,
+                  progress: bool) -> tuple[torch.nn.Module, Any]:
+    torch.manual_seed(context.seed)
+    student = build_model(family, args, context.task.input_shape, context.task.num_classes)
+    loss = None
+    if teacher is not None:
+        loss = DistillationLoss(teacher, config.temperature, config.alpha)
+    result = fit(student, context.task, config.train, seed=context.seed, progress=progress,
+                 description=description, extra_loss=loss,
+                 hard_weight=config.alpha if teacher is not None else 1.0)
+    return student, result
+
+
+def measured_latency(model: torch.nn.Module, context: Context, folder: Path) -> float:
+    """onnxruntime p50 latency (ms) of ``model``, exported and measured like every candidate."""
+    from slimkit.deploy.export import export_onnx
+    from slimkit.measure.profile import profile_onnx
+
+    path = folder / "model.onnx"
+    export_onnx(model, context.task.input_shape, path, context.task.val.x[:64])
+    profile = profile_onnx(path, context.settings.quick(), shape=context.task.input_shape)
+    return float(profile["latency_ms"]["p50"])
+
+
+def fast_enough(trials: list[optuna.trial.FrozenTrial], parent_latency: float,
+                ratio: float | None) -> list[optuna.trial.FrozenTrial]:
+    """The trials whose measured latency (``values[1]``) is within ``ratio`` x the parent's."""
+    if ratio is None:
+        return list(trials)
+    return [t for t in trials if t.values[1] <= ratio * parent_latency]
+
+
+class ArchObjective:
+    def __init__(self, config: ArchConfig, context: Context,
+                 teacher: torch.nn.Module | None) -> None:
+        self.config, self.context, self.teacher = config, context, teacher
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        start = time.perf_counter()
+        trial.set_user_attr("worker", worker_id())
+        _check_budget(trial, self.config.budget)
+        family, args = sample_architecture(trial, self.config)
+        try:
+            student, result = train_student(family, args, self.teacher, self.config,
+                                            self.context, "arch", progress=False)
+            with tempfile.TemporaryDirectory(prefix="slimkit-arch-") as tmp:
+                latency = measured_latency(student, self.context, Path(tmp))
+        except (optuna.TrialPruned, BudgetReached):
+            raise
+        except Exception as err:
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
+            raise
+        trial.set_user_attr("model", {"family": family, "args": args})
+        trial.set_user_attr("params_count", sum(p.numel() for p in student.parameters()))
+        trial.set_user_attr("trial_seconds", time.perf_counter() - start)
+        return result.best_val, latency
+
+
+@register_technique
+class Arch(Technique):
+    name = "arch"
+    description = "multi-objective search of a MobileNet/EfficientNet-style student (acc, latency)"
+    Config = ArchConfig
+
+    def apply(self, parent: Candidate, context: Context) -> Candidate:
+        config: ArchConfig = self.config  # type: ignore[assignment]
+        teacher = context.load_model(parent)[0].eval() if config.distill else None
+        name = f"{context.run_key or context.run_dir.name}-{context.new_id}-arch"
+        maximize = context.task.direction == "maximize"
+        sampler = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+                   "random": optuna.samplers.RandomSampler}[config.sampler](seed=context.seed)
+        study = optuna.create_study(
+            storage=open_storage(context.storage or default_url(context.run_dir)),
+            study_name=name, load_if_exists=True, sampler=sampler,
+            directions=[context.task.direction, "minimize"])
+        study.set_user_attr("slimkit_arch", {"task": context.task.name, "seed": context.seed})
+        recover_interrupted(study)
+        run_trials(study, ArchObjective(config, context, teacher), config,  # type: ignore[arg-type]
+                   progress=context.progress)
+        study.set_user_attr("finished", True)
+        parent_latency = float(parent.profile["onnxruntime"]["latency_ms"]["p50"])
+        front = study.best_trials
+        kept = fast_enough(front, parent_latency, config.max_latency_ratio)
+        if not kept:
+            raise TechniqueError(
+                f"arch: none of the {len(front)} Pareto architectures was faster than "
+                f"{config.max_latency_ratio}x the parent's latency ({parent_latency:.4f} ms at "
+                f"batch 1); try smaller width_mult/depth or raise max_latency_ratio")
+        sign = 1.0 if maximize else -1.0
+        best = max(kept, key=lambda t: (sign * t.values[0], -t.values[1]))
+        family, args = best.user_attrs["model"]["family"], best.user_attrs["model"]["args"]
+        student, result = train_student(family, args, teacher, config, context,
+                                        f"{context.new_id} arch best", context.progress)
+        spec = {"family": family, "args": args, "input_shape": list(context.task.input_shape),
+                "num_classes": context.task.num_classes}
+        params = {**config.model_dump(mode="json"), "best_trial": best.number,
+                  "parent_latency_ms": parent_latency,
+                  "pareto": [{"number": t.number, "values": t.values,
+                              "model": t.user_attrs.get("model"),
+                              "dropped_as_slower": t not in kept}
+                             for t in front],
+                  "trials": [{"number": t.number, "state": t.state.name.lower(),
+                              "values": t.values, "model": t.user_attrs.get("model")}
+                             for t in study.trials if not t.user_attrs.get("budget_reached")]}
+        return context.materialize(student, spec, params=params, training=result.to_dict())

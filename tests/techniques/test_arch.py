@@ -1,0 +1,81 @@
+"""The efficient families and the ``arch`` search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import slimkit
+from slimkit.models import build_model
+from slimkit.techniques.arch import fast_enough
+
+from ..conftest import FAST_PROFILE
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (1, 8, 8)])
+def test_mobilenet_is_depthwise_separable_with_inverted_residuals(shape: tuple[int, ...]
+                                                                  ) -> None:
+    model = build_model("mobilenet", {"depth": 2, "blocks": 2, "expansion": 4}, shape, 10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.Conv2d)]
+    depthwise = [c for c in convs if c.groups == c.in_channels == c.out_channels > 1]
+    assert len(depthwise) == 4  # one per block
+    blocks = [m for m in model.modules() if type(m).__name__ == "InvertedResidual"]
+    assert any(b.residual for b in blocks)  # the second block of a stage adds its input
+    wide = build_model("mobilenet", {"depth": 2, "width_mult": 2.0}, shape, 10)
+    assert _params(wide) > 2 * _params(build_model("mobilenet", {"depth": 2}, shape, 10))
+
+
+def test_efficientnet_scales_width_depth_and_length_with_one_coefficient() -> None:
+    small = build_model("efficientnet", {"phi": 0}, (1, 40), 10)
+    big = build_model("efficientnet", {"phi": 2}, (1, 40), 10)
+    assert any(type(m).__name__ == "SqueezeExcite" for m in small.modules())
+    assert not any(isinstance(m, torch.nn.Upsample) for m in small.modules())
+    resample = next(m for m in big.modules() if isinstance(m, torch.nn.Upsample))
+    assert resample.size == (round(40 * 1.15**2),)
+    count = lambda m: sum(type(b).__name__ == "InvertedResidual" for b in m.modules())  # noqa: E731
+    assert count(big) > count(small) and _params(big) > _params(small)
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "efficientnet"])
+def test_efficient_families_export_to_onnx_with_parity(tmp_path: Path, name: str) -> None:
+    from slimkit.deploy.export import export_onnx
+
+    model = build_model(name, {"phi": 1} if name == "efficientnet" else {}, (1, 40), 10)
+    x = torch.randn(64, 1, 40).numpy()
+    result = export_onnx(model.eval(), (1, 40), tmp_path / "m.onnx", x)
+    assert result["max_abs_diff"] <= 1e-4
+
+
+def test_slower_architectures_are_dropped() -> None:
+    trials = [SimpleNamespace(values=[0.9, 0.5]), SimpleNamespace(values=[0.95, 1.5]),
+              SimpleNamespace(values=[0.97, 1.0])]
+    assert fast_enough(trials, 1.0, 1.0) == [trials[0], trials[2]]  # type: ignore[arg-type]
+    assert fast_enough(trials, 1.0, None) == trials  # type: ignore[arg-type]
+
+
+def test_arch_search_finds_a_student_faster_than_a_wide_parent(tmp_path: Path) -> None:
+    recipe = {"version": 1, "task": "mnist1d", "seed": 0, "profile": FAST_PROFILE,
+              "baseline": {"model": "cnn1d", "model_args": {"width": 256, "depth": 2},
+                           "train": {"epochs": 1}},
+              "steps": [{"technique": "arch", "params": {
+                  "trials": 3, "families": ["mobilenet", "efficientnet"],
+                  "width_mult": [0.25], "depth": [1, 2], "kernel_size": [3],
+                  "expansion": [1, 2], "distill": False, "train": {"epochs": 2}}}]}
+    run = slimkit.run_recipe(recipe, tmp_path / "run", progress=False)
+    parent, found = run.candidate("c0"), run.candidate("c1")
+    assert found.status == "ok", found.error
+    assert found.model["family"] in ("mobilenet", "efficientnet")
+    assert len(found.params["trials"]) == 3
+    # a 256-wide dense conv net against a 0.25-width depthwise one: a margin of ~20x
+    assert (found.profile["onnxruntime"]["latency_ms"]["p50"]
+            < parent.profile["onnxruntime"]["latency_ms"]["p50"])
+    assert found.params["pareto"] and all(not p["dropped_as_slower"]
+                                          for p in found.params["pareto"]
+                                          if p["number"] == found.params["best_trial"])
