@@ -46,7 +46,6 @@ from slimkit.training import TrainConfig
 from slimkit.training.progress import CountProgress
 from slimkit.validation import validate
 
-
 REPEATS_TO_STOP = 25
 
 
