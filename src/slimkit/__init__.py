@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "baseline": "slimkit.pipeline.baseline",
     "run_recipe": "slimkit.pipeline.engine",
+    "optimize": "slimkit.pipeline.optimize",
     "load_recipe": "slimkit.recipe",
     "Recipe": "slimkit.recipe",
     "load_run": "slimkit.api",
@@ -39,6 +40,7 @@ __all__ = [
     "export",
     "load_recipe",
     "load_run",
+    "optimize",
     "profile",
     "run_recipe",
 ]
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from slimkit.measure.timing import ProfileSettings
     from slimkit.pipeline.baseline import baseline
     from slimkit.pipeline.engine import run_recipe
+    from slimkit.pipeline.optimize import optimize
     from slimkit.pipeline.run import Candidate, Run
     from slimkit.recipe import Recipe, load_recipe
     from slimkit.training.config import TrainConfig

@@ -198,7 +198,7 @@ def show(
 ) -> None:
     """Show a run's candidates and measurements (--json: the run.json manifest)."""
     from slimkit.api import load_run
-    from slimkit.report.table import run_table, study_tables
+    from slimkit.report.table import gains_line, run_table, search_table, study_tables
 
     loaded = load_run(run)
     if as_json:
@@ -208,6 +208,10 @@ def show(
     console.print(run_table(loaded))
     for table in study_tables(loaded):
         console.print(table)
+    search = search_table(loaded)
+    if search is not None:
+        console.print(search)
+        console.print(gains_line(loaded))
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:

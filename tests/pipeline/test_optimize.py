@@ -36,7 +36,8 @@ def _study(run_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=default_url(run_dir))
 
 
-def test_a_tight_constraint_selects_the_baseline_itself(tmp_path: Path) -> None:
+def test_a_tight_constraint_selects_the_baseline_itself(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = optimize("mnist1d", out=tmp_path / "run", max_accuracy_drop=0.0,
                    techniques=["arch"], trials=2, **{**TINY, "train": {"epochs": 20},
                                                      "epochs": 1})
@@ -47,6 +48,10 @@ def test_a_tight_constraint_selects_the_baseline_itself(tmp_path: Path) -> None:
     assert study.best_trials == []
     assert run.selected_id == run.baseline_id == "c0"
     assert [c.id for c in run.candidates] == ["c0"]
+    capsys.readouterr()
+    assert main(["show", str(run.path)]) == 0
+    shown = capsys.readouterr().out
+    assert "2 trials, 0 feasible" in shown and "selected: the baseline c0" in shown
 
 
 def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) -> None:

@@ -124,6 +124,37 @@ def study_tables(run: Run) -> list[Table]:
     return tables
 
 
+def search_table(run: Run) -> Table | None:
+    """Every trial of an ``optimize`` search: chain, val metric, objective, feasibility."""
+    search = run.config.get("search")
+    if not search:
+        return None
+    objective = run.config.get("objective", "latency")
+    unit = {"latency": "ort p50 ms", "size": "bytes", "throughput": "samples/s"}[objective]
+    front = set(search.get("pareto_trials", []))
+    rows = search.get("trials", [])
+    feasible = [r for r in rows if r["state"] == "complete" and (r["constraint"] or 0) <= 0]
+    table = Table(title=f"search {search['study']} · {len(rows)} trials, {len(feasible)} "
+                        f"feasible, {len(front)} on the feasible Pareto front",
+                  caption="values measured in the trial (quicker timing); finalists are "
+                          "measured again in full as candidates")
+    for col in ("trial", "chain", f"val {run.task_spec.get('metric', 'metric')}",
+                f"{objective} ({unit})", "feasible", "seconds"):
+        table.add_column(col, justify="left" if col in ("trial", "chain") else "right")
+    for r in rows:
+        values = r.get("values") or [None, None]
+        ok = r["state"] == "complete"
+        table.add_row(
+            f"{r['number']}{' *' if r['number'] in front else ''}",
+            escape(str(r.get("chain") or "-")),
+            "-" if values[0] is None else f"{values[0]:.4f}",
+            "-" if values[1] is None else f"{values[1]:.4g}",
+            ("yes" if (r["constraint"] or 0) <= 0 else "no") if ok else escape(
+                f"{r['state']}: {(r.get('error') or '')[:60]}"),
+            "-" if r.get("seconds") is None else f"{r['seconds']:.1f}")
+    return table
+
+
 def gains_line(run: Run) -> str:
     """One sentence: the selected candidate against the baseline, on test data."""
     base, chosen = run.baseline, run.selected
