@@ -155,7 +155,7 @@ def optimize(
     names = [t.strip() for t in techniques.split(",") if t.strip()]
     run = run_optimize(task, out=out, max_accuracy_drop=max_accuracy_drop,
                        objective=objective, budget=budget, techniques=names, model=model,
-                       model_args=sections["model"], train=sections["train"], seed=seed,
+                       model_args=sections["model"], trainer=sections["train"], seed=seed,
                        threads=threads, tune_trials=tune_trials, trials=trials, epochs=epochs,
                        finalists=finalists, profile=sections["profile"], storage=storage,
                        restart=restart, progress=not quiet, cache_dir=cache_dir)
@@ -321,6 +321,9 @@ def worker(
     study: Annotated[Optional[str],  # noqa: UP045
                      typer.Option(help="study name, if the storage holds several")] = None,
     wait: Annotated[float, typer.Option(min=0, help="seconds to wait for the study")] = 60.0,
+    follow: Annotated[float, typer.Option(
+        min=0, help="seconds to wait for the run's next study (optimize: the search after "
+                    "the tuning pass) once one ends; 0: stop after one")] = 300.0,
     artifacts: Annotated[Optional[Path],  # noqa: UP045
                          typer.Option(help="shared folder for trial models")] = None,
     cache_dir: CacheDir = None,
@@ -330,7 +333,7 @@ def worker(
     budget or deadline is spent."""
     from slimkit.pipeline.worker import work
 
-    result = work(run, storage, study=study, wait_s=wait, cache_dir=cache_dir,
+    result = work(run, storage, study=study, wait_s=wait, follow_s=follow, cache_dir=cache_dir,
                   artifacts=artifacts, progress=not quiet)
     console.print(f"study {result['study']}: this worker ran {result['ran']} trial(s); "
                   f"{result['counted']}/{result['budget']} complete or pruned")

@@ -64,12 +64,12 @@ def test_apply_never_mutates_its_parent(tmp_path: Path) -> None:
     parent = run.candidates[0]
     before = json.dumps(parent.to_dict(), sort_keys=True)
     weights = (run.path / parent.artifacts["torch"]).read_bytes()
-    from slimkit.pipeline.engine import _run_step
+    from slimkit.pipeline.engine import run_step
     from slimkit.recipe import load_recipe
     from slimkit.tasks import load_task
 
     recipe = load_recipe(RECIPE)
-    _run_step(0, recipe, run, load_task("digits"), slimkit.ProfileSettings(**FAST_PROFILE),
+    run_step(0, recipe, run, load_task("digits"), slimkit.ProfileSettings(**FAST_PROFILE),
               False, {"baseline": "c0", "tune": "c1"})
     assert json.dumps(parent.to_dict(), sort_keys=True) == before
     assert (run.path / parent.artifacts["torch"]).read_bytes() == weights

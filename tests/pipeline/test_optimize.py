@@ -27,7 +27,7 @@ from slimkit.tasks import load_task
 from ..conftest import FAST_PROFILE
 
 TINY: dict[str, Any] = {"model": "cnn1d", "model_args": {"width": 16, "depth": 2},
-                        "train": {"epochs": 3}, "tune_trials": 0, "epochs": 2, "finalists": 2,
+                        "trainer": {"epochs": 3}, "tune_trials": 0, "epochs": 2, "finalists": 2,
                         "profile": FAST_PROFILE, "progress": False, "budget": "10m"}
 
 
@@ -39,7 +39,7 @@ def _study(run_dir: Path) -> optuna.Study:
 def test_a_tight_constraint_selects_the_baseline_itself(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = optimize("mnist1d", out=tmp_path / "run", max_accuracy_drop=0.0,
-                   techniques=["arch"], trials=2, **{**TINY, "train": {"epochs": 20},
+                   techniques=["arch"], trials=2, **{**TINY, "trainer": {"epochs": 20},
                                                      "epochs": 1})
     study = _study(run.path)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -183,7 +183,8 @@ def test_a_worker_process_joins_the_search(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     worker = subprocess.Popen(
         [sys.executable, "-m", "slimkit", "worker", str(tmp_path / "worker"), "--storage", url,
-         "--wait", "120", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         "--wait", "120", "--follow", "0", "--quiet"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True, env=os.environ.copy())
     try:
         run = optimize("mnist1d", out=tmp_path / "run", techniques=["prune", "quantize"],

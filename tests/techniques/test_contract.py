@@ -49,7 +49,7 @@ def _digest(path: Path) -> str:
 def test_every_technique_makes_a_new_measured_candidate_from_an_untouched_parent(
     tmp_path: Path,
 ) -> None:
-    from slimkit.pipeline.engine import _run_step
+    from slimkit.pipeline.engine import run_step
     from slimkit.recipe import load_recipe
     from slimkit.tasks import load_task
 
@@ -62,7 +62,7 @@ def test_every_technique_makes_a_new_measured_candidate_from_an_untouched_parent
     task = load_task("digits")
     for name in sorted(EXAMPLES):
         steps = [{"technique": name, "from": "baseline", "params": EXAMPLES[name]}]
-        cand = _run_step(0, load_recipe({**recipe, "steps": steps}), run, task,
+        cand = run_step(0, load_recipe({**recipe, "steps": steps}), run, task,
                          slimkit.ProfileSettings(**FAST_PROFILE), False, {"baseline": "c0"})
         assert cand.status == "ok", (name, cand.error)
         assert cand.technique == name and cand.parent == "c0" and cand.id == "c1"

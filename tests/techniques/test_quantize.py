@@ -10,7 +10,7 @@ import torch
 import slimkit
 from slimkit.errors import RecipeError, TechniqueError
 from slimkit.models.io import load_model, save_model
-from slimkit.pipeline.engine import _run_step
+from slimkit.pipeline.engine import run_step
 from slimkit.recipe import load_recipe
 from slimkit.tasks import load_task
 from slimkit.techniques import quantize as quantize_module
@@ -31,7 +31,7 @@ def _quantize(run, params: dict, constraints: dict | None = None):
     recipe = load_recipe({**BASE, "steps": [{"technique": "quantize", "params": params}],
                           "constraints": constraints or {}})
     run.constraints = constraints or {}
-    return _run_step(0, recipe, run, load_task("digits"), slimkit.ProfileSettings(**FAST_PROFILE),
+    return run_step(0, recipe, run, load_task("digits"), slimkit.ProfileSettings(**FAST_PROFILE),
                      False, {"baseline": "c0"})
 
 
@@ -110,7 +110,7 @@ def test_fallback_excludes_the_sensitive_layer_to_meet_the_budget(tmp_path) -> N
                                      "params": {"mode": "static", "per_channel": False}}],
                 "constraints": {"max_accuracy_drop": 0.03}}
     run.constraints = {"max_accuracy_drop": 0.03}
-    cand = _run_step(0, load_recipe(recipe_q), run, load_task("digits"),
+    cand = run_step(0, load_recipe(recipe_q), run, load_task("digits"),
                      slimkit.ProfileSettings(**FAST_PROFILE), False, {"baseline": "c0"})
     assert cand.status == "ok", cand.error
     excluded = cand.params["excluded"]

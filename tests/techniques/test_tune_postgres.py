@@ -72,7 +72,7 @@ def test_two_processes_share_one_study(postgres_url: str, tmp_path: Path) -> Non
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     worker = subprocess.Popen(
         [*cli, "worker", str(tmp_path / "worker"), "--storage", postgres_url,
-         "--artifacts", str(out / "artifacts")],
+         "--artifacts", str(out / "artifacts"), "--follow", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, c_err = coordinator.communicate(timeout=400)
     _, w_err = worker.communicate(timeout=400)

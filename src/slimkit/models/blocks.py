@@ -10,10 +10,12 @@ from torch import Tensor, nn
 
 
 def conv(dim: int) -> type[nn.Conv1d] | type[nn.Conv2d]:
+    """Conv1d or Conv2d."""
     return nn.Conv1d if dim == 1 else nn.Conv2d
 
 
 def batch_norm(dim: int, channels: int) -> nn.Module:
+    """BatchNorm1d or BatchNorm2d over ``channels``."""
     return nn.BatchNorm1d(channels) if dim == 1 else nn.BatchNorm2d(channels)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from slimkit.models.base import ModelConfig, register_model
@@ -24,6 +24,8 @@ ALPHA, BETA, GAMMA = 1.1, 1.2, 1.15
 
 
 class MobileConfig(ModelConfig):
+    """MobileNetV2-style network: stages of inverted residual blocks."""
+
     width_mult: float = Field(1.0, gt=0, le=8, description="multiplier of every stage's channels")
     depth: int = Field(3, ge=1, le=len(STAGE_CHANNELS), description="stages (each halves length)")
     blocks: int = Field(1, ge=1, le=8, description="inverted residual blocks per stage")
@@ -32,8 +34,17 @@ class MobileConfig(ModelConfig):
     head: Literal["pool", "flatten"] = Field("flatten", description="average positions or keep")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout probability before the head")
 
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (keeps the length), got {value}")
+        return value
+
 
 class EfficientConfig(MobileConfig):
+    """EfficientNet-style network: MBConv blocks with squeeze-excitation, compound scaling."""
+
     phi: float = Field(0.0, ge=-3, le=4, description="compound coefficient: width x1.1^phi, "
                                                         "depth x1.2^phi, length x1.15^phi")
     se_ratio: float = Field(0.25, ge=0, le=1, description="squeeze-excitation bottleneck ratio")
@@ -73,6 +84,7 @@ def _build(config: MobileConfig, input_shape: tuple[int, ...], num_classes: int,
                 description="MobileNetV2-style: depthwise-separable inverted residuals (1-D/2-D)")
 def build_mobilenet(config: MobileConfig, input_shape: tuple[int, ...],
                     num_classes: int) -> nn.Module:
+    """A MobileNetV2-style network for 1-D (C, L) or 2-D (C, H, W) inputs."""
     return _build(config, input_shape, num_classes, config.width_mult, config.blocks, 0.0,
                   nn.ReLU6)
 
@@ -81,6 +93,7 @@ def build_mobilenet(config: MobileConfig, input_shape: tuple[int, ...],
                 description="EfficientNet-style: MBConv + squeeze-excitation, compound scaling")
 def build_efficientnet(config: EfficientConfig, input_shape: tuple[int, ...],
                        num_classes: int) -> nn.Module:
+    """An EfficientNet-style network; ``phi`` scales width, depth and input size together."""
     width = config.width_mult * ALPHA**config.phi
     blocks = max(1, math.ceil(config.blocks * BETA**config.phi))
     return _build(config, input_shape, num_classes, width, blocks, config.se_ratio, nn.SiLU,

@@ -56,7 +56,7 @@ def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, se
                config={**config, "recipe_digest": digest})
 
 
-def _store(run: Run, candidate: Candidate) -> None:
+def store_candidate(run: Run, candidate: Candidate) -> None:
     """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
     others = [c for c in run.candidates if c.id != candidate.id]
     run.candidates = sorted([*others, candidate], key=lambda c: int(c.id[1:]))
@@ -67,7 +67,7 @@ def _store(run: Run, candidate: Candidate) -> None:
     write_manifest(run)
 
 
-def _baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[str, Any]]:
+def baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The seeded, untrained baseline model and its spec (raises if it does not fit the task)."""
     family = recipe.baseline.model or TASKS.get(recipe.task).default_model
     margs = model_config(family, recipe.baseline.model_args).model_dump()
@@ -77,9 +77,9 @@ def _baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[s
                    "num_classes": task.num_classes}
 
 
-def _train_baseline(recipe: Recipe, task: Task, run: Run, settings: ProfileSettings,
+def train_baseline(recipe: Recipe, task: Task, run: Run, settings: ProfileSettings,
                     progress: bool) -> Candidate:
-    model, spec = _baseline_model(recipe, task)
+    model, spec = baseline_model(recipe, task)
     train = TrainConfig(**recipe.baseline.train)
     start = time.perf_counter()
     result = fit(model, task, train, seed=recipe.seed, progress=progress, description="c0 train")
@@ -101,7 +101,7 @@ def _timing(start: float, measured: float, done: float, train_s: float) -> dict[
             "overhead_s": round(max(total - measure - train_s, 0.0), 3)}
 
 
-def _run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: ProfileSettings,
+def run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: ProfileSettings,
               progress: bool, ids: dict[str, str], storage: str | None = None) -> Candidate:
     step = recipe.steps[index]
     name = recipe.step_names()[index]
@@ -168,7 +168,7 @@ def run_recipe(
     recipe = load_recipe(recipe, overrides)
     settings = ProfileSettings(threads=recipe.threads, **recipe.profile)
     task = load_task(recipe.task, seed=recipe.seed, cache_dir=cache_dir)
-    _baseline_model(recipe, task)  # a model that does not fit the task fails before any write
+    baseline_model(recipe, task)  # a model that does not fit the task fails before any write
     run = _open(Path(out), recipe, restart)
     run.task_spec = task.spec()
     run.status = "running"
@@ -176,12 +176,12 @@ def run_recipe(
     run.baseline_id = "c0"
     write_manifest(run)
     if "c0" not in finished:
-        _store(run, _train_baseline(recipe, task, run, settings, progress))
+        store_candidate(run, train_baseline(recipe, task, run, settings, progress))
     ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(recipe.step_names())}}
     for index in range(len(recipe.steps)):
         if f"c{index + 1}" in finished:
             continue
-        _store(run, _run_step(index, recipe, run, task, settings, progress, ids, storage))
+        store_candidate(run, run_step(index, recipe, run, task, settings, progress, ids, storage))
     run.status = "complete"
-    _store(run, run.baseline)  # type: ignore[arg-type]
+    store_candidate(run, run.baseline)  # type: ignore[arg-type]
     return run

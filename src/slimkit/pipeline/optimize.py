@@ -17,11 +17,18 @@ import optuna
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from slimkit.errors import SlimkitError, TechniqueError
+from slimkit.console import err_console
+from slimkit.errors import SlimkitError
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models.io import load_model
 from slimkit.pipeline.candidates import materialize
-from slimkit.pipeline.engine import _baseline_model, _run_step, _store, _train_baseline, open_run
+from slimkit.pipeline.engine import (
+    baseline_model,
+    open_run,
+    run_step,
+    store_candidate,
+    train_baseline,
+)
 from slimkit.pipeline.run import Candidate, Run
 from slimkit.pipeline.search import (
     OBJECTIVES,
@@ -47,6 +54,7 @@ from slimkit.training.progress import CountProgress
 from slimkit.validation import validate
 
 REPEATS_TO_STOP = 25
+TUNE_SHARE = 0.35  # the tuning pass stops starting trials after this share of the budget
 
 
 class OptimizeConfig(BaseModel):
@@ -71,6 +79,25 @@ class OptimizeConfig(BaseModel):
     finalists: int = Field(3, ge=1, le=20)
     profile: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("train")
+    @classmethod
+    def _train(cls, value: dict[str, Any]) -> dict[str, Any]:
+        validate(TrainConfig, value, prefix="train", error=SlimkitError)
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "threads" in value:
+            raise ValueError("set threads with --threads, not profile.threads")
+        validate(ProfileSettings, value, prefix="profile", error=SlimkitError)
+        return value
+
+    @field_validator("techniques")
+    @classmethod
+    def _techniques(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))  # the order does not matter, so it does not change a run
+
     @field_validator("budget")
     @classmethod
     def _budget(cls, value: str | float) -> str | float:
@@ -84,9 +111,11 @@ class OptimizeConfig(BaseModel):
 
     @property
     def budget_s(self) -> float:
+        """The budget in seconds."""
         return float(parse_duration(self.budget))  # type: ignore[arg-type]
 
     def search(self) -> SearchConfig:
+        """The settings of the search phase."""
         return SearchConfig(techniques=self.techniques, objective=self.objective,
                             max_accuracy_drop=self.max_accuracy_drop, epochs=self.epochs,
                             trials=self.trials, finalists=self.finalists)
@@ -98,6 +127,7 @@ class OptimizeConfig(BaseModel):
         if self.tune_trials:
             steps.append({"technique": "tune", "name": "tuned", "params": {
                 "trials": self.tune_trials, "train": train.model_dump(),
+                "timeout": TUNE_SHARE * self.budget_s,
                 "space": {"train.lr": {"low": train.lr / 3, "high": train.lr * 3, "log": True},
                           "train.weight_decay": {"low": 1e-5, "high": 1e-2, "log": True}}}})
         return load_recipe({
@@ -137,7 +167,7 @@ def epoch_seconds(model: torch.nn.Module, task: Task, train: TrainConfig) -> flo
 def estimate(config: OptimizeConfig, task: Task, recipe: Recipe) -> dict[str, float]:
     """Upper-bound seconds of each phase up to one search trial (early stopping only
     shortens them)."""
-    model, _ = _baseline_model(recipe, task)
+    model, _ = baseline_model(recipe, task)
     train = TrainConfig(**config.train)
     epoch = epoch_seconds(model, task, train)
     settings = ProfileSettings(threads=config.threads, **config.profile)
@@ -147,11 +177,17 @@ def estimate(config: OptimizeConfig, task: Task, recipe: Recipe) -> dict[str, fl
     if config.tune_trials:
         phases["tuning"] = (config.tune_trials + 1) * train.epochs * epoch + measure
     phases["one trial"] = config.epochs * epoch + 2 * quick
-    phases["final measurement"] = 2 * measure
+    phases["final measurement"] = reserve(config.finalists, measure)
     return phases
 
 
+def reserve(finalists: int, measure_s: float) -> float:
+    """Seconds kept for measuring the finalists in full (each chain has up to two links)."""
+    return 2 * finalists * measure_s
+
+
 def check_budget(config: OptimizeConfig, task: Task, recipe: Recipe) -> None:
+    """Refuse a budget that cannot fit the baseline, the tuning pass and one search trial."""
     phases = estimate(config, task, recipe)
     needed = sum(phases.values())
     if config.budget_s < needed:
@@ -171,9 +207,11 @@ class Clock:
         self.budget_s = budget_s
 
     def spent(self) -> float:
+        """Seconds spent by this run so far, earlier sessions included."""
         return self.before + time.monotonic() - self.start
 
     def left(self) -> float:
+        """Seconds of the budget left."""
         return self.budget_s - self.spent()
 
 
@@ -187,7 +225,7 @@ def optimize(
     techniques: list[str] | None = None,
     model: str | None = None,
     model_args: dict[str, Any] | None = None,
-    train: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
     seed: int = 0,
     threads: int = 1,
     tune_trials: int = 4,
@@ -203,10 +241,16 @@ def optimize(
     """Find the best model on ``objective`` within ``max_accuracy_drop`` (val) of the tuned
     baseline, in about ``budget`` of wall-clock time; resumes an interrupted run in ``out``.
 
+    ``model``/``model_args`` pick the baseline (default: the task's model), ``trainer`` sets its
+    trainer options (``TrainConfig`` fields), ``techniques`` what chains may use,
+    ``tune_trials`` the tuning pass, ``trials`` caps the search, ``epochs`` is the training
+    length inside a trial, ``finalists`` how many of the best trials are measured in full.
+
     ``storage`` (an Optuna RDB URL) lets ``slimkit worker`` processes on other machines run
     trials of the same search.
     """
-    raw = {"task": task, "model": model, "model_args": model_args or {}, "train": train or {},
+    raw = {"task": task, "model": model, "model_args": model_args or {},
+           "train": trainer or {},
            "seed": seed, "threads": threads, "max_accuracy_drop": max_accuracy_drop,
            "objective": objective, "budget": budget, "tune_trials": tune_trials,
            "trials": trials, "epochs": epochs, "finalists": finalists,
@@ -252,15 +296,18 @@ class Optimizer:
         self.folder: Path = run.path
 
     def write(self) -> None:
+        """run.json with the time spent so far."""
         self.run_.config["optimize_spent_s"] = round(self.clock.spent(), 3)
         self.run_.config["optimize"] = self.config.model_dump(mode="json")
         write_manifest(self.run_)
 
     def store(self, candidate: Candidate) -> None:
+        """Add ``candidate``, reselect, write run.json."""
         self.run_.config["optimize_spent_s"] = round(self.clock.spent(), 3)
-        _store(self.run_, candidate)
+        store_candidate(self.run_, candidate)
 
     def run(self) -> Run:
+        """Baseline, search, finalists, selection; each phase resumes where it stopped."""
         run = self.run_
         run.task_spec = self.task.spec()
         run.config["objective"] = self.config.objective
@@ -276,6 +323,7 @@ class Optimizer:
         self.finalize(study, search, reference)
         run.status = "complete"
         study.set_user_attr("finished", True)
+        self.record(study)  # trials workers finished meanwhile
         self.store(reference)
         return run
 
@@ -284,16 +332,19 @@ class Optimizer:
         better of the two on val becomes the reference."""
         run, done = self.run_, {c.id for c in self.run_.candidates}
         if "c0" not in done:
-            self.store(_train_baseline(self.recipe, self.task, run, self.settings,
+            self.store(train_baseline(self.recipe, self.task, run, self.settings,
                                        self.progress))
         if self.recipe.steps and "c1" not in done:
-            self.store(_run_step(0, self.recipe, run, self.task, self.settings, self.progress,
+            self.store(run_step(0, self.recipe, run, self.task, self.settings, self.progress,
                                  {"baseline": "c0", "tuned": "c1"}, self.storage))
-        sign = 1.0 if self.task.direction == "maximize" else -1.0
-        ok = [c for c in run.candidates if c.id in ("c0", "c1") and c.status == "ok"]
-        best = max(ok, key=lambda c: sign * (c.metric("val", self.task.metric) or 0.0))
-        run.baseline_id = best.id
-        self.store(best)
+        if "reference" not in run.config:  # decided once: finalists may later take id c1
+            sign = 1.0 if self.task.direction == "maximize" else -1.0
+            tuned = ("c0", "c1") if self.recipe.steps else ("c0",)
+            ok = [c for c in run.candidates if c.id in tuned and c.status == "ok"]
+            best = max(ok, key=lambda c: sign * (c.metric("val", self.task.metric) or 0.0))
+            run.config["reference"] = best.id
+        run.baseline_id = run.config["reference"]
+        self.store(run.candidate(run.baseline_id))
 
     def study(self, search: SearchConfig, reference: Candidate) -> optuna.Study:
         """The search study, created once; its attributes let any worker run trials."""
@@ -316,7 +367,11 @@ class Optimizer:
                                   "model": reference.model, "metrics": reference.metrics,
                                   "profile": reference.profile}}
         setup["search"] = search.model_dump(mode="json")  # a resumed run may change the cap
-        study.set_user_attr("slimkit", setup)
+        measure_s = float(reference.timing.get("measure_s", 8.0))
+        setup["deadline"] = time.time() + max(
+            self.clock.left() - reserve(search.finalists, measure_s), 0.0)
+        study.set_user_attr("slimkit", setup)  # workers may start trials from here on
+        study.set_user_attr("finished", False)
         if not study.trials:
             for params in seed_chains(search, reference.model):
                 study.enqueue_trial(params, skip_if_exists=True)
@@ -333,16 +388,19 @@ class Optimizer:
         return dict(reference.params)
 
     def search(self, study: optuna.Study, search: SearchConfig) -> None:
-        reserve = 2 * search.finalists * float(
-            self.run_.baseline.timing.get("measure_s", 8.0))  # type: ignore[union-attr]
-        left = self.clock.left() - reserve
+        """Trials until the deadline, the trial cap, repeated proposals only, or a search in
+        which nearly every trial fails; then workers are told to stop."""
         setup = study.user_attrs["slimkit"]
-        setup["deadline"] = time.time() + max(left, 0.0)
-        study.set_user_attr("slimkit", setup)
+        left = float(setup["deadline"]) - time.time()
         recover_interrupted(study)
         objective = SearchObjective(setup, self.task, Path(setup["artifacts"]))
+        if left <= 0 and not study.trials:
+            err_console.print(f"optimize: the budget ({self.config.budget}) was spent before "
+                              f"the search could start; only the baseline is measured")
         total = max(int(left), 1)
         start = time.monotonic()
+        first = len(study.trials)  # failures are judged on this session's trials
+        stopped = "deadline" if search.trials is None else "deadline or trial cap"
         with CountProgress(total, "search", enabled=self.progress) as bar:
             while time.monotonic() - start < left:
                 trials = study.get_trials(deepcopy=False)
@@ -352,17 +410,27 @@ class Optimizer:
                 recent = [t for t in trials if t.state.is_finished()][-REPEATS_TO_STOP:]
                 if len(recent) == REPEATS_TO_STOP and all(
                         "duplicate_of" in t.user_attrs for t in recent):
-                    break  # the sampler only proposes chains already measured
-                failed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(
-                    "error")]
-                if len(failed) >= 10 and len(failed) > 2 * complete:
-                    raise TechniqueError(f"optimize: {len(failed)} search trials failed; last "
-                                         f"error: {failed[-1].user_attrs['error'][:200]}")
+                    stopped = "the sampler proposed only chains already measured"
+                    break
+                mine = [t for t in trials if t.number >= first and t.state.is_finished()]
+                failed = [t for t in mine if t.state == optuna.trial.TrialState.FAIL
+                          and not t.user_attrs.get("budget_reached")]
+                if len(failed) >= 10 and len(failed) > 2 * (len(mine) - len(failed)):
+                    stopped = (f"{len(failed)} trials failed; last error: "
+                               f"{failed[-1].user_attrs.get('error', '?')[:200]}")
+                    err_console.print(f"optimize: search stopped early: {stopped}")
+                    break
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
                 self.record(study)
                 bar.set(min(int(time.monotonic() - start), total), self.status(study))
+        setup = study.user_attrs["slimkit"]
+        setup["deadline"] = min(float(setup["deadline"]), time.time())  # workers stop too
+        study.set_user_attr("slimkit", setup)
+        self.run_.config.setdefault("search", {})["stopped"] = stopped
+        self.write()
 
     def status(self, study: optuna.Study) -> str:
+        """The progress bar's text: trials, feasible ones, the best so far."""
         rows = trial_rows(study)
         ok = [r for r in rows if r["state"] == "complete"]
         feasible = [r for r in ok if (r["constraint"] or 0.0) <= 0]
@@ -375,8 +443,10 @@ class Optimizer:
 
     def record(self, study: optuna.Study) -> None:
         """The search so far into run.json (so `slimkit show` follows a running search)."""
-        self.run_.config["search"] = {"study": study.study_name, "trials": trial_rows(study),
-                                      "pareto_trials": [t.number for t in study.best_trials]}
+        previous = self.run_.config.get("search", {})
+        self.run_.config["search"] = {
+            **previous, "study": study.study_name, "trials": trial_rows(study),
+            "pareto_trials": [t.number for t in study.best_trials if is_new(t)]}
         self.write()
 
     def finalize(self, study: optuna.Study, search: SearchConfig, reference: Candidate
@@ -385,33 +455,53 @@ class Optimizer:
         one, with lineage from the reference); ``select`` then picks on the objective."""
         self.record(study)
         store = artifact_store(Path(study.user_attrs["slimkit"]["artifacts"]))
-        done = {c.params.get("search_trial") for c in self.run_.candidates}
         for trial in finalists(study, search):
-            if trial.number in done:
-                continue
             with tempfile.TemporaryDirectory(prefix="slimkit-final-") as tmp:
                 folder = Path(tmp)
-                torch_path = download(store, trial.user_attrs["artifacts"]["torch"],
-                                      folder / "model.pt")
-                onnx_path = download(store, trial.user_attrs["artifacts"]["onnx"],
-                                     folder / "model.onnx")
-                model, spec = load_model(torch_path)
+                try:
+                    torch_path = download(store, trial.user_attrs["artifacts"]["torch"],
+                                          folder / "model.pt")
+                    onnx_path = download(store, trial.user_attrs["artifacts"]["onnx"],
+                                         folder / "model.onnx")
+                    model, spec = load_model(torch_path)
+                except Exception as err:  # e.g. a worker wrote to another artifact folder
+                    err_console.print(f"optimize: finalist trial {trial.number} skipped: "
+                                      f"cannot load its models ({type(err).__name__}: {err})")
+                    continue
                 parent = reference
                 label = trial.user_attrs.get("label", chain_label(trial.user_attrs["chain"]))
-                for link, record in zip(trial.user_attrs["chain"], trial.user_attrs["steps"],
-                                        strict=True):
-                    cid = f"c{max(int(c.id[1:]) for c in self.run_.candidates) + 1}"
-                    quantized = link["technique"] == "quantize"
-                    start = time.perf_counter()
-                    candidate = materialize(
-                        cid, parent.id, link["technique"],
-                        {**record["params"], "search_trial": trial.number, "chain": label},
-                        model, spec, self.task, self.folder, self.settings,
-                        training=record.get("training"),
-                        onnx_source=onnx_path if quantized else None)
-                    candidate.step = f"search t{trial.number}"
-                    candidate.flags = list(record.get("flags", []))
-                    candidate.timing = {"measure_s": round(time.perf_counter() - start, 3),
-                                        "trial_s": trial.user_attrs.get("trial_seconds", 0.0)}
-                    self.store(candidate)
-                    parent = candidate
+                links = zip(trial.user_attrs["chain"], trial.user_attrs["steps"], strict=True)
+                for index, (link, record) in enumerate(links):
+                    done = next((c for c in self.run_.candidates
+                                 if c.params.get("search_trial") == trial.number
+                                 and c.params.get("search_link") == index), None)
+                    if done is None:  # not measured before an interruption
+                        done = self._finalist(trial, index, link, record, parent, label,
+                                              model, spec, onnx_path)
+                        self.store(done)
+                    if done.status != "ok":
+                        break
+                    parent = done
+
+    def _finalist(self, trial: optuna.trial.FrozenTrial, index: int, link: dict[str, Any],
+                  record: dict[str, Any], parent: Candidate, label: str, model: torch.nn.Module,
+                  spec: dict[str, Any], onnx_path: Path) -> Candidate:
+        """One link of a finalist chain measured in full (a failure is recorded, not fatal)."""
+        cid = f"c{max(int(c.id[1:]) for c in self.run_.candidates) + 1}"
+        params = {**record["params"], "search_trial": trial.number, "search_link": index,
+                  "chain": label}
+        start = time.perf_counter()
+        try:
+            candidate = materialize(
+                cid, parent.id, link["technique"], params, model, spec, self.task,
+                self.folder, self.settings, training=record.get("training"),
+                onnx_source=onnx_path if link["technique"] == "quantize" else None)
+        except Exception as err:
+            return Candidate(id=cid, parent=parent.id, technique=link["technique"],
+                             params=params, status="failed", step=f"search t{trial.number}",
+                             error=f"{type(err).__name__}: {err}"[:500])
+        candidate.step = f"search t{trial.number}"
+        candidate.flags = list(record.get("flags", []))
+        candidate.timing = {"measure_s": round(time.perf_counter() - start, 3),
+                            "trial_s": float(trial.user_attrs.get("trial_seconds", 0.0))}
+        return candidate

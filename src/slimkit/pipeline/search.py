@@ -25,6 +25,7 @@ from slimkit.errors import TechniqueError
 from slimkit.measure.timing import ProfileSettings
 from slimkit.pipeline.candidates import materialize
 from slimkit.pipeline.run import Candidate
+from slimkit.pipeline.select import accuracy_drop, drop_excess
 from slimkit.studies import worker_id
 from slimkit.tasks.base import Task
 from slimkit.techniques import TECHNIQUES, Context
@@ -60,10 +61,6 @@ def objective_value(profile: dict[str, Any], objective: str) -> float:
     if objective == "size":
         return float(profile["size_bytes"])
     return float(ort["throughput_sps"])
-
-
-def accuracy_drop(value: float, reference: float, direction: str) -> float:
-    return reference - value if direction == "maximize" else value - reference
 
 
 def make_sampler(seed: int, startup_trials: int = 6) -> optuna.samplers.BaseSampler:
@@ -169,6 +166,7 @@ def chain_label(chain: list[dict[str, Any]]) -> str:
 
 
 def artifact_store(folder: Path) -> Any:
+    """Optuna's file-system artifact store in ``folder`` (a shared folder for workers)."""
     from optuna.artifacts import FileSystemArtifactStore
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,6 +174,7 @@ def artifact_store(folder: Path) -> Any:
 
 
 def download(store: Any, artifact_id: str, path: Path) -> Path:
+    """Fetch an artifact into ``path``."""
     from optuna.artifacts import download_artifact
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +183,7 @@ def download(store: Any, artifact_id: str, path: Path) -> Path:
 
 
 def upload(store: Any, path: Path, trial: optuna.Trial | optuna.Study) -> str:
+    """Store ``path`` as an artifact of ``trial`` (or a study); returns its id."""
     from optuna.artifacts import upload_artifact
 
     return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
@@ -193,7 +193,8 @@ def run_chain(chain: list[dict[str, Any]], base: Candidate, folder: Path, task: 
               seed: int, settings: ProfileSettings, max_drop: float,
               progress: bool = False) -> list[Candidate]:
     """Apply ``chain`` to ``base`` (whose torch file is in ``folder``); every link becomes a
-    measured candidate ``s1``, ``s2``, ... in ``folder``."""
+    measured candidate ``s1``, ``s2``, ... in ``folder``. A link that budgets accuracy itself
+    (quantization's fallback) gets what the earlier links left of ``max_drop``."""
     done: dict[str, Candidate] = {base.id: base}
     parent, made = base, []
     for index, link in enumerate(chain):
@@ -207,9 +208,11 @@ def run_chain(chain: list[dict[str, Any]], base: Candidate, folder: Path, task: 
             return materialize(cid, parent_id, name, params, model, spec, task, folder,
                                settings, training=training, onnx_source=onnx_source)
 
+        spent = accuracy_drop(parent.metric("val", task.metric) or 0.0,
+                              base.metric("val", task.metric) or 0.0, task.direction)
         context = Context(task=task, run_dir=folder, seed=seed, settings=settings,
                           progress=progress, candidates=done, new_id=cid, materialize=make,
-                          constraints={"max_accuracy_drop": max_drop})
+                          constraints={"max_accuracy_drop": max(max_drop - spent, 0.0)})
         parent = technique(config).apply(parent, context)
         done[cid] = parent
         made.append(parent)
@@ -227,12 +230,19 @@ class SearchObjective:
         self.settings = ProfileSettings(**setup["profile"]).quick()
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        start = time.perf_counter()
         trial.set_user_attr("worker", worker_id())
         deadline = float(trial.study.user_attrs.get("slimkit", {}).get("deadline", float("inf")))
         if time.time() >= deadline:
             trial.set_user_attr("budget_reached", True)
             raise BudgetReached("the search's time budget is spent")
+        try:
+            return self._trial(trial)
+        except Exception as err:  # recorded on the trial; Optuna marks it failed
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
+            raise
+
+    def _trial(self, trial: optuna.Trial) -> tuple[float, float]:
+        start = time.perf_counter()
         base = self.setup["baseline"]
         chain = sample_chain(trial, self.config, base["model"], self.setup["train"])
         trial.set_user_attr("chain", chain)
@@ -244,17 +254,13 @@ class SearchObjective:
             trial.set_user_attr("duplicate_of", earlier.number)
             trial.set_constraint(CONSTRAINT, earlier.constraints[CONSTRAINT])
             return earlier.values[0], earlier.values[1]
-        try:
-            records, artifacts = self._apply(trial, chain)
-        except Exception as err:  # recorded on the trial; Optuna marks it failed
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
-            raise
+        records, artifacts = self._apply(trial, chain)
         final = records[-1]
         metric, direction = self.task.metric, self.task.direction
         value = float(final["metrics"]["val"][metric])
-        drop = accuracy_drop(value, float(base["metrics"]["val"][metric]), direction)
-        excess = drop - self.config.max_accuracy_drop
-        trial.set_constraint(CONSTRAINT, 0.0 if abs(excess) < 1e-9 else excess)  # 0.97 - 0.98
+        trial.set_constraint(CONSTRAINT, drop_excess(
+            value, float(base["metrics"]["val"][metric]), direction,
+            self.config.max_accuracy_drop))
         trial.set_user_attr("steps", records)
         trial.set_user_attr("artifacts", artifacts)
         trial.set_user_attr("trial_seconds", round(time.perf_counter() - start, 3))

@@ -16,6 +16,20 @@ def size_bytes(c: Candidate) -> float:
     return float(c.profile.get("size_bytes", float("inf")))
 
 
+TOLERANCE = 1e-9  # 0.98 - 0.97 is 0.010000000000000009: still within a 0.01 budget
+
+
+def accuracy_drop(value: float, reference: float, direction: str) -> float:
+    """How much worse ``value`` is than ``reference`` (negative: better)."""
+    return reference - value if direction == "maximize" else value - reference
+
+
+def drop_excess(value: float, reference: float, direction: str, limit: float) -> float:
+    """The drop beyond ``limit`` (<= 0: within the budget), with float noise removed."""
+    excess = accuracy_drop(value, reference, direction) - limit
+    return 0.0 if abs(excess) < TOLERANCE else excess
+
+
 def violations(c: Candidate, baseline: Candidate, constraints: dict[str, Any],
                metric: str, direction: str) -> list[str]:
     """Human-readable constraint violations of ``c`` (empty: feasible). Accuracy is on val."""
@@ -23,8 +37,8 @@ def violations(c: Candidate, baseline: Candidate, constraints: dict[str, Any],
     drop_limit = constraints.get("max_accuracy_drop")
     if drop_limit is not None:
         base, value = baseline.metric("val", metric), c.metric("val", metric)
-        drop = (base - value) if direction == "maximize" else (value - base)
-        if drop > drop_limit + 1e-12:
+        drop = accuracy_drop(value or 0.0, base or 0.0, direction)
+        if drop_excess(value or 0.0, base or 0.0, direction, drop_limit) > 0:
             found.append(f"val {metric} drop {drop:.4f} > {drop_limit}")
     latency_limit = constraints.get("max_latency_ms")
     if latency_limit is not None and latency_ms(c) > latency_limit:

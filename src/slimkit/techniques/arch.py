@@ -22,7 +22,13 @@ from slimkit.errors import TechniqueError
 from slimkit.models import build_model, model_config
 from slimkit.studies import default_url, open_storage, recover_interrupted, worker_id
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
-from slimkit.techniques.tune import BudgetReached, _check_budget, parse_duration, run_trials
+from slimkit.techniques.tune import (
+    BudgetReached,
+    _check_budget,
+    onnx_latency,
+    parse_duration,
+    run_trials,
+)
 from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss
 
@@ -33,6 +39,8 @@ FAMILIES = ("mobilenet", "efficientnet")
 
 
 class ArchConfig(TechniqueConfig):
+    """The architecture space, the study's budget and how students are trained."""
+
     families: list[Literal["mobilenet", "efficientnet"]] = Field(
         default_factory=lambda: list(FAMILIES), min_length=1)
     width_mult: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
@@ -55,6 +63,14 @@ class ArchConfig(TechniqueConfig):
         1.0, gt=0, description="drop architectures slower than this times the parent's "
                                "latency (null: keep all)")
 
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value: list[int]) -> list[int]:
+        even = [k for k in value if k % 2 == 0 or k < 1]
+        if even:
+            raise ValueError(f"kernel sizes must be odd and positive, got {even}")
+        return value
+
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, value: str | float | None) -> str | float | None:
@@ -65,10 +81,12 @@ class ArchConfig(TechniqueConfig):
 
     @property
     def timeout_s(self) -> float | None:
+        """The timeout in seconds (None: no limit)."""
         return parse_duration(self.timeout)
 
     @property
     def budget(self) -> int:
+        """Complete trials to run (the name ``run_trials`` reads)."""
         return self.trials
 
 
@@ -87,6 +105,7 @@ def sample_architecture(trial: optuna.Trial, config: ArchConfig,
 def train_student(family: str, args: dict[str, Any], teacher: torch.nn.Module | None,
                   config: ArchConfig, context: Context, description: str,
                   progress: bool) -> tuple[torch.nn.Module, Any]:
+    """Build and train a student (distilled from ``teacher`` when given); (model, result)."""
     torch.manual_seed(context.seed)
     student = build_model(family, args, context.task.input_shape, context.task.num_classes)
     loss = None
@@ -98,17 +117,6 @@ def train_student(family: str, args: dict[str, Any], teacher: torch.nn.Module | 
     return student, result
 
 
-def measured_latency(model: torch.nn.Module, context: Context, folder: Path) -> float:
-    """onnxruntime p50 latency (ms) of ``model``, exported and measured like every candidate."""
-    from slimkit.deploy.export import export_onnx
-    from slimkit.measure.profile import profile_onnx
-
-    path = folder / "model.onnx"
-    export_onnx(model, context.task.input_shape, path, context.task.val.x[:64])
-    profile = profile_onnx(path, context.settings.quick(), shape=context.task.input_shape)
-    return float(profile["latency_ms"]["p50"])
-
-
 def fast_enough(trials: list[optuna.trial.FrozenTrial], parent_latency: float,
                 ratio: float | None) -> list[optuna.trial.FrozenTrial]:
     """The trials whose measured latency (``values[1]``) is within ``ratio`` x the parent's."""
@@ -118,6 +126,8 @@ def fast_enough(trials: list[optuna.trial.FrozenTrial], parent_latency: float,
 
 
 class ArchObjective:
+    """One trial: sample an architecture, train it, measure it; (val metric, latency ms)."""
+
     def __init__(self, config: ArchConfig, context: Context,
                  teacher: torch.nn.Module | None) -> None:
         self.config, self.context, self.teacher = config, context, teacher
@@ -131,7 +141,8 @@ class ArchObjective:
             student, result = train_student(family, args, self.teacher, self.config,
                                             self.context, "arch", progress=False)
             with tempfile.TemporaryDirectory(prefix="slimkit-arch-") as tmp:
-                latency = measured_latency(student, self.context, Path(tmp))
+                latency = onnx_latency(student, self.context.task,
+                                       self.context.settings.quick(), Path(tmp))
         except (optuna.TrialPruned, BudgetReached):
             raise
         except Exception as err:
@@ -145,6 +156,9 @@ class ArchObjective:
 
 @register_technique
 class Arch(Technique):
+    """Search an efficient student; the most accurate Pareto architecture not slower than the
+    parent is retrained as the candidate."""
+
     name = "arch"
     description = "multi-objective search of a MobileNet/EfficientNet-style student (acc, latency)"
     Config = ArchConfig

@@ -246,13 +246,19 @@ class Objective:
         trial.set_user_attr("model_artifact", artifact)
 
     def _latency(self, model: torch.nn.Module, folder: Path) -> float:
-        from slimkit.deploy.export import export_onnx
-        from slimkit.measure.profile import profile_onnx
+        return onnx_latency(model, self.task, self.settings, folder)
 
-        onnx_path = folder / "model.onnx"
-        export_onnx(model, self.task.input_shape, onnx_path, self.task.val.x[:64])
-        profile = profile_onnx(onnx_path, self.settings, shape=self.task.input_shape)
-        return float(profile["latency_ms"]["p50"])
+
+def onnx_latency(model: torch.nn.Module, task: Task, settings: Any, folder: Path) -> float:
+    """onnxruntime p50 latency (ms) of ``model``, exported into ``folder`` and measured by the
+    profiler every candidate goes through."""
+    from slimkit.deploy.export import export_onnx
+    from slimkit.measure.profile import profile_onnx
+
+    onnx_path = folder / "model.onnx"
+    export_onnx(model, task.input_shape, onnx_path, task.val.x[:64])
+    profile = profile_onnx(onnx_path, settings, shape=task.input_shape)
+    return float(profile["latency_ms"]["p50"])
 
 
 class BudgetReached(Exception):
