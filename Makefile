@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,16 @@ demo: $(STAMP)
 	@echo
 	@echo "Report: $(DEMO_OUT)/run.json  (show it with: $(BIN)/slimkit show $(DEMO_OUT))"
 
-test: $(DEV_STAMP)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# the report test opens report.html in a real headless Chromium (Debian's package)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser test"; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

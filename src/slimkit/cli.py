@@ -102,7 +102,8 @@ def run_cmd(
                      cache_dir=cache_dir, storage=storage)
     console.print(run_table(run))
     selected = run.selected_id or "none (no candidate meets every constraint)"
-    console.print(f"selected: {selected}; run written to {out}/run.json")
+    console.print(f"selected: {selected}; run written to {out}/run.json; report: "
+                  f"{out}/report.html")
 
 
 @app.command()
@@ -161,8 +162,9 @@ def optimize(
                        restart=restart, progress=not quiet, cache_dir=cache_dir)
     console.print(run_table(run))
     console.print(gains_line(run))
-    console.print(f"report: {out}/run.json (show it with: slimkit show {out}); selected ONNX "
-                  f"model: {out}/{run.selected.artifacts['onnx'] if run.selected else '-'}")
+    console.print(f"report: {out}/report.html (and {out}/run.json; `slimkit show {out}`); "
+                  f"selected ONNX model: "
+                  f"{out}/{run.selected.artifacts['onnx'] if run.selected else '-'}")
 
 
 def _default_text(field: Any) -> str:
@@ -359,6 +361,17 @@ def dashboard(
         raise SlimkitError(f"{run}: no study.db (this run has no tune step); give --storage")
     console.print(f"optuna-dashboard on http://{host}:{port} (Ctrl-C to stop)")
     run_server(open_storage(url), host=host, port=port)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="a run folder")],
+) -> None:
+    """Write RUN/report.html: one self-contained page (plots embedded, works offline)."""
+    from slimkit.api import load_run
+    from slimkit.report.html import write_report
+
+    console.print(f"report written to {write_report(load_run(run))}")
 
 
 @app.command()

@@ -184,4 +184,7 @@ def run_recipe(
         store_candidate(run, run_step(index, recipe, run, task, settings, progress, ids, storage))
     run.status = "complete"
     store_candidate(run, run.baseline)  # type: ignore[arg-type]
+    from slimkit.report.html import write_report  # report sits beside pipeline
+
+    write_report(run)
     return run

@@ -325,6 +325,9 @@ class Optimizer:
         study.set_user_attr("finished", True)
         self.record(study)  # trials workers finished meanwhile
         self.store(reference)
+        from slimkit.report.html import write_report  # report sits beside pipeline
+
+        write_report(run)
         return run
 
     def baseline(self) -> None:
