@@ -375,6 +375,26 @@ def report(
 
 
 @app.command()
+def serve(
+    target: Annotated[Path, typer.Argument(help="a run folder or an ONNX file")],
+    candidate: Annotated[Optional[str],  # noqa: UP045
+                         typer.Option(help="candidate id [default: the selected one]")] = None,
+    host: Annotated[str, typer.Option(help="address to bind (loopback by default)")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    max_batch: Annotated[int, typer.Option(min=1, help="largest batch a request may send")
+                         ] = 256,
+    threads: Threads = 1,
+) -> None:
+    """Serve a model over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz, /docs."""
+    from slimkit.deploy.serve import serve as run_server
+
+    console.print(f"serving on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    run_server(target, candidate=candidate, host=host, port=port, max_batch=max_batch,
+               threads=threads)
+
+
+@app.command()
 def tasks() -> None:
     """List the built-in tasks."""
     from slimkit.tasks import TASKS

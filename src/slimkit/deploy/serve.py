@@ -1,0 +1,145 @@
+"""``slimkit serve``: an HTTP endpoint (FastAPI + uvicorn) over one onnxruntime session.
+
+Inputs are validated against the model's input spec before they reach the session: a wrong
+shape, a wrong type, a NaN or infinity, an empty or too large batch is a 4xx with a message that
+says what was expected. Predictions are exactly what the ONNX file gives offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+
+from slimkit.errors import StoreError
+from slimkit.measure.onnx_file import read_onnx_input
+
+DEFAULT_MAX_BATCH = 256
+
+
+def _inputs_body() -> Any:
+    from fastapi import Body
+
+    return Annotated[Any, Body(embed=True, description="a batch of samples (nested lists)")]
+
+
+InputsBody = _inputs_body()
+
+
+@dataclass
+class ServedModel:
+    """What the server answers with: the ONNX file, its input spec and where it came from."""
+
+    path: Path
+    input_shape: tuple[int, ...]
+    metadata: dict[str, Any]
+
+
+def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
+    """A run folder (its selected candidate, or ``candidate``) or an ONNX file."""
+    from slimkit.pipeline.store import read_manifest
+
+    target = Path(target)
+    if target.is_dir():
+        run = read_manifest(target)
+        chosen = run.candidate(candidate) if candidate else (run.selected or run.baseline)
+        if chosen is None or "onnx" not in chosen.artifacts:
+            raise StoreError(f"{target}: no candidate with an ONNX model to serve")
+        path = target / chosen.artifacts["onnx"]
+        meta: dict[str, Any] = {"run": run.run, "task": run.task, "candidate": chosen.id,
+                                "technique": chosen.technique, "metrics": chosen.metrics,
+                                "profile": chosen.profile, "task_spec": run.task_spec}
+    else:
+        if candidate:
+            raise StoreError("--candidate needs a run folder, not an ONNX file")
+        path, meta = target, {"run": None, "task": None, "candidate": None}
+    spec = read_onnx_input(path)
+    if not all(isinstance(d, int) and d > 0 for d in spec.shape):
+        raise StoreError(f"{path}: input {spec.name!r} has a dynamic per-sample shape "
+                         f"{spec.shape}; slimkit serves fixed-shape inputs with a batch axis")
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta["input"] = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype}
+    return ServedModel(path, tuple(int(d) for d in spec.shape), meta)
+
+
+class InputError(ValueError):
+    """A request whose inputs do not fit the model; ``status`` is the HTTP code to answer."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def to_batch(inputs: Any, input_shape: tuple[int, ...], max_batch: int) -> np.ndarray:
+    """Check a JSON batch against the input spec; a float32 array of (N, *input_shape)."""
+    if not isinstance(inputs, list) or not inputs:
+        raise InputError("inputs: expected a non-empty list of samples")
+    if len(inputs) > max_batch:
+        raise InputError(f"inputs: batch of {len(inputs)} exceeds the limit of {max_batch}",
+                         status=413)
+    try:
+        array = np.asarray(inputs)
+    except (ValueError, TypeError):
+        array = np.asarray([0], dtype=object)
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"inputs: expected numbers in nested lists of shape "
+                         f"(N, {', '.join(map(str, input_shape))}); got ragged lists or "
+                         f"non-numeric values")
+    expected = (len(inputs), *input_shape)
+    if array.shape != expected:
+        raise InputError(f"inputs: expected shape {expected}, got {array.shape}")
+    with np.errstate(over="ignore"):
+        batch = array.astype(np.float32)
+    if not np.isfinite(batch).all():
+        raise InputError("inputs: NaN or infinite values (or beyond float32 range)")
+    return batch
+
+
+def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads: int = 1
+               ) -> Any:
+    """The FastAPI application: /v1/predict, /v1/metadata, /healthz, OpenAPI at /docs."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from slimkit.deploy.export import onnx_runner
+
+    run = onnx_runner(served.path, threads)
+    run(np.zeros((1, *served.input_shape), dtype=np.float32))  # fail at start, not per request
+    app = FastAPI(title="slimkit model server", version="1",
+                  description=f"Serves {served.path.name} (sha256 {served.metadata['sha256']})")
+
+    @app.exception_handler(InputError)
+    async def _input_error(_: Any, err: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/metadata")
+    def metadata() -> dict[str, Any]:
+        return {**served.metadata, "max_batch": max_batch}
+
+    @app.post("/v1/predict", description=(
+        f"`inputs`: a batch (at most {max_batch}) of samples, each a nested list of shape "
+        f"{list(served.input_shape)}; answers the outputs and predicted classes"))
+    def predict(inputs: InputsBody) -> dict[str, Any]:
+        batch = to_batch(inputs, served.input_shape, max_batch)
+        outputs = run(batch)
+        return {"outputs": outputs.tolist(), "predictions": outputs.argmax(1).tolist(),
+                "model_sha256": served.metadata["sha256"]}
+
+    return app
+
+
+def serve(target: str | Path, *, candidate: str | None = None, host: str = "127.0.0.1",
+          port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH, threads: int = 1) -> None:
+    """Serve a run's selected (or ``candidate``) model, or an ONNX file, until interrupted."""
+    import uvicorn
+
+    served = resolve(target, candidate)
+    uvicorn.run(create_app(served, max_batch, threads), host=host, port=port,
+                log_level="warning")
