@@ -156,7 +156,8 @@ def _link_detail(link: dict[str, Any]) -> str:
         return f"width x{params['width_mult']:g}"
     if link["link"] == "arch":
         args = params["student"]["model_args"]
-        return f"{params['student']['model']} w{args['width_mult']:g} d{args['depth']}"
+        return (f"{params['student']['model']} w{args['width_mult']:g} d{args['depth']} "
+                f"k{args['kernel_size']} e{args['expansion']} {args['head']}")
     return str(params["mode"])
 
 
