@@ -64,6 +64,8 @@ def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) ->
     assert base.metric("val", "accuracy") - chosen.metric("val", "accuracy") <= 0.5
     assert chosen.export["check"] == "class_agreement" and chosen.export["agreement"] >= 0.75
     assert run.config["search"]["trials"] and run.status == "complete"
+    report = (run.path / "report.html").read_text()
+    assert "Baseline versus selected" in report and "search trials" in report
 
 
 def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path: Path) -> None:
