@@ -65,7 +65,7 @@ def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) ->
     assert chosen.export["check"] == "class_agreement" and chosen.export["agreement"] >= 0.75
     assert run.config["search"]["trials"] and run.status == "complete"
     report = (run.path / "report.html").read_text()
-    assert "Baseline versus selected" in report and "search trials" in report
+    assert "Baseline versus selected" in report and "-search: optimization history" in report
 
 
 def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path: Path) -> None:
@@ -199,3 +199,17 @@ def test_a_worker_process_joins_the_search(tmp_path: Path) -> None:
     owners = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials}
     assert str(worker.pid) in owners and str(os.getpid()) in owners
     assert "this worker ran" in out and run.status == "complete"
+
+
+def test_the_tuning_pass_gives_the_reference_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = optimize("mnist1d", out=out, techniques=["quantize"], trials=1, objective="size",
+                   max_accuracy_drop=0.5, **{**TINY, "tune_trials": 1})
+    c0, c1 = run.candidate("c0"), run.candidate("c1")
+    assert c1.technique == "tune" and c1.parent == "c0"
+    best = max((c0, c1), key=lambda c: c.metric("val", "accuracy"))
+    assert run.baseline_id == run.config["reference"] == best.id
+    assert all(int(c.id[1:]) >= 2 for c in run.candidates if c.step and "search" in c.step)
+    again = optimize("mnist1d", out=out, techniques=["quantize"], trials=1, objective="size",
+                     max_accuracy_drop=0.5, **{**TINY, "tune_trials": 1})
+    assert again.baseline_id == best.id  # a resumed run keeps its reference
