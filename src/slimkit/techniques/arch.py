@@ -51,6 +51,8 @@ class ArchConfig(TechniqueConfig):
     expansion: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
     head: list[Literal["pool", "flatten"]] = Field(default_factory=lambda: ["flatten", "pool"],
                                                    min_length=1)
+    phi: list[float] = Field(default_factory=lambda: [-1.0, 0.0, 1.0], min_length=1,
+                             description="efficientnet compound coefficients to try")
     trials: int = Field(12, ge=1, le=10000, description="complete trials")
     timeout: str | float | None = Field(None, description="wall-clock limit, e.g. 10m")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
@@ -99,6 +101,8 @@ def sample_architecture(trial: optuna.Trial, config: ArchConfig,
             "kernel_size": trial.suggest_categorical(f"{prefix}kernel_size", config.kernel_size),
             "expansion": trial.suggest_categorical(f"{prefix}expansion", config.expansion),
             "head": trial.suggest_categorical(f"{prefix}head", config.head)}
+    if family == "efficientnet":
+        args["phi"] = trial.suggest_categorical(f"{prefix}phi", config.phi)
     return family, model_config(family, args).model_dump()
 
 
