@@ -20,7 +20,13 @@ from slimkit.cli import main
 from slimkit.deploy.export import run_onnx
 from slimkit.models.io import load_model
 from slimkit.pipeline.optimize import optimize
-from slimkit.pipeline.search import SearchConfig, is_new, sample_chain, seed_chains
+from slimkit.pipeline.search import (
+    SearchConfig,
+    fresh_chain,
+    is_new,
+    sample_chain,
+    seed_chains,
+)
 from slimkit.studies import default_url
 from slimkit.tasks import load_task
 
@@ -213,3 +219,20 @@ def test_the_tuning_pass_gives_the_reference_once(tmp_path: Path) -> None:
     again = optimize("mnist1d", out=out, techniques=["quantize"], trials=1, objective="size",
                      max_accuracy_drop=0.5, **{**TINY, "tune_trials": 1})
     assert again.baseline_id == best.id  # a resumed run keeps its reference
+
+
+def test_a_fresh_chain_is_one_not_measured_yet() -> None:
+    spec, train = {"family": "cnn1d", "args": {"width": 16}}, {"epochs": 1}
+    config = SearchConfig(techniques=["quantize"])  # three chains: dynamic, static, qat
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for mode in ("dynamic", "static"):
+        study.enqueue_trial({"quantize.mode": mode})
+        trial = study.ask()
+        sample_chain(trial, config, spec, train)
+        study.tell(trial, [0.5, 1.0])
+    assert fresh_chain(study, config, spec, train, seed=0) == {"quantize.mode": "qat"}
+    study.enqueue_trial({"quantize.mode": "qat"})
+    trial = study.ask()
+    sample_chain(trial, config, spec, train)
+    study.tell(trial, [0.5, 1.0])
+    assert fresh_chain(study, config, spec, train, seed=0) is None  # the space is exhausted

@@ -38,6 +38,7 @@ from slimkit.pipeline.search import (
     chain_label,
     download,
     finalists,
+    fresh_chain,
     is_new,
     make_sampler,
     seed_chains,
@@ -54,6 +55,7 @@ from slimkit.training.progress import CountProgress
 from slimkit.validation import validate
 
 REPEATS_TO_STOP = 25
+KICK_AFTER = 3  # repeated proposals in a row before a random unmeasured chain is queued
 TUNE_SHARE = 0.35  # the tuning pass stops starting trials after this share of the budget
 
 
@@ -415,6 +417,12 @@ class Optimizer:
                         "duplicate_of" in t.user_attrs for t in recent):
                     stopped = "the sampler proposed only chains already measured"
                     break
+                if len(recent) >= KICK_AFTER and all(
+                        "duplicate_of" in t.user_attrs for t in recent[-KICK_AFTER:]):
+                    params = fresh_chain(study, search, setup["baseline"]["model"],
+                                         setup["train"], seed=self.config.seed + len(trials))
+                    if params is not None:  # explore instead of repeating
+                        study.enqueue_trial(params, skip_if_exists=True)
                 mine = [t for t in trials if t.number >= first and t.state.is_finished()]
                 failed = [t for t in mine if t.state == optuna.trial.TrialState.FAIL
                           and not t.user_attrs.get("budget_reached")]

@@ -116,6 +116,21 @@ def sample_chain(trial: optuna.Trial, config: SearchConfig, spec: dict[str, Any]
     return chain
 
 
+def fresh_chain(study: optuna.Study, config: SearchConfig, spec: dict[str, Any],
+                train: dict[str, Any], seed: int, tries: int = 20) -> dict[str, Any] | None:
+    """Parameters of a randomly drawn chain no trial has measured yet, or None if ``tries``
+    draws found none: an exploration step when TPE keeps proposing measured chains."""
+    seen = [t.params for t in study.get_trials(deepcopy=False)]
+    scratch = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed),
+                                  directions=["maximize", "minimize"])
+    for _ in range(tries):
+        trial = scratch.ask()
+        sample_chain(trial, config, spec, train)
+        if trial.params not in seen:
+            return trial.params
+    return None
+
+
 def seed_chains(config: SearchConfig, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Known-good chains the search starts from (Optuna's ``enqueue_trial``) so that a short
     budget already covers each technique; the sampler takes over after them."""
