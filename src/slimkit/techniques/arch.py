@@ -21,12 +21,12 @@ from pydantic import Field, field_validator
 from slimkit.errors import TechniqueError
 from slimkit.models import build_model, model_config
 from slimkit.studies import default_url, open_storage, recover_interrupted, worker_id
-from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.techniques.base import Context, Technique, register_technique
 from slimkit.techniques.tune import (
     BudgetReached,
+    StudyLimits,
     _check_budget,
     onnx_latency,
-    parse_duration,
     run_trials,
 )
 from slimkit.training import TrainConfig, fit
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pipeline sits above techniques
 FAMILIES = ("mobilenet", "efficientnet")
 
 
-class ArchConfig(TechniqueConfig):
+class ArchConfig(StudyLimits):
     """The architecture space, the study's budget and how students are trained."""
 
     families: list[Literal["mobilenet", "efficientnet"]] = Field(
@@ -54,7 +54,6 @@ class ArchConfig(TechniqueConfig):
     phi: list[float] = Field(default_factory=lambda: [-1.0, 0.0, 1.0], min_length=1,
                              description="efficientnet compound coefficients to try")
     trials: int = Field(12, ge=1, le=10000, description="complete trials")
-    timeout: str | float | None = Field(None, description="wall-clock limit, e.g. 10m")
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     distill: bool = Field(True, description="train students on the parent's soft labels")
     temperature: float = Field(4.0, gt=0)
@@ -72,19 +71,6 @@ class ArchConfig(TechniqueConfig):
         if even:
             raise ValueError(f"kernel sizes must be odd and positive, got {even}")
         return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: str | float | None) -> str | float | None:
-        seconds = parse_duration(value)
-        if seconds is not None and seconds <= 0:
-            raise ValueError("must be > 0")
-        return value
-
-    @property
-    def timeout_s(self) -> float | None:
-        """The timeout in seconds (None: no limit)."""
-        return parse_duration(self.timeout)
 
     @property
     def budget(self) -> int:

@@ -92,15 +92,10 @@ def parse_duration(text: str | Number | None) -> float | None:
     return h * 3600 + m * 60 + s
 
 
-class TuneConfig(TechniqueConfig):
-    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"] = "tpe"
-    trials: int = Field(20, ge=1, le=100000, description="complete + pruned trials")
+class StudyLimits(TechniqueConfig):
+    """A study's wall-clock limit (``timeout``), shared by the searching techniques."""
+
     timeout: str | float | None = Field(None, description="wall-clock limit, e.g. 15m")
-    pruner: Literal["none", "median", "hyperband"] = "median"
-    space: dict[str, Range] = Field(min_length=1, description="train.<p> / model.<p> ranges")
-    objectives: list[Literal["accuracy", "latency"]] = Field(
-        default_factory=lambda: ["accuracy"], min_length=1, max_length=2)
-    train: TrainConfig = Field(default_factory=TrainConfig, description="trainer defaults")
 
     @field_validator("timeout")
     @classmethod
@@ -109,6 +104,21 @@ class TuneConfig(TechniqueConfig):
         if seconds is not None and seconds <= 0:
             raise ValueError("must be > 0")
         return value
+
+    @property
+    def timeout_s(self) -> float | None:
+        """The timeout in seconds (None: no limit)."""
+        return parse_duration(self.timeout)
+
+
+class TuneConfig(StudyLimits):
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"] = "tpe"
+    trials: int = Field(20, ge=1, le=100000, description="complete + pruned trials")
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    space: dict[str, Range] = Field(min_length=1, description="train.<p> / model.<p> ranges")
+    objectives: list[Literal["accuracy", "latency"]] = Field(
+        default_factory=lambda: ["accuracy"], min_length=1, max_length=2)
+    train: TrainConfig = Field(default_factory=TrainConfig, description="trainer defaults")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:
@@ -125,10 +135,6 @@ class TuneConfig(TechniqueConfig):
         if len(self.objectives) > 1 and self.sampler == "cmaes":
             raise ValueError("sampler cmaes is single-objective; use nsga2 or tpe")
         return self
-
-    @property
-    def timeout_s(self) -> float | None:
-        return parse_duration(self.timeout)
 
     @property
     def budget(self) -> int:
