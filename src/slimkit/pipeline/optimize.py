@@ -8,6 +8,8 @@ its deadline; time for measuring the finalists is reserved up front.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -45,10 +47,10 @@ from slimkit.pipeline.search import (
     trial_rows,
     upload,
 )
-from slimkit.pipeline.store import write_manifest
+from slimkit.pipeline.store import existing_run, write_manifest
 from slimkit.recipe import Recipe, load_recipe
 from slimkit.studies import default_url, open_storage, recover_interrupted
-from slimkit.tasks import Task, load_task
+from slimkit.tasks import TASKS, Task, load_task
 from slimkit.techniques.tune import parse_duration
 from slimkit.training import TrainConfig
 from slimkit.training.progress import CountProgress
@@ -260,21 +262,14 @@ def optimize(
     if techniques is not None:
         raw["techniques"] = techniques
     config = validate(OptimizeConfig, raw, prefix="", error=SlimkitError)
-    from slimkit.tasks import TASKS
-
     if config.task in TASKS and config.model is None and not TASKS.get(config.task).default_model:
         raise SlimkitError(f"task {config.task!r} has no default model; give --model (see "
                            f"`slimkit models`)")
     recipe = config.recipe()
     loaded = load_task(config.task, seed=config.seed, cache_dir=cache_dir)
     folder = Path(out)
-    from slimkit.pipeline.store import existing_run
-
     if existing_run(folder) is None or restart:
         check_budget(config, loaded, recipe)
-    import hashlib
-    import json
-
     digest = hashlib.sha256(json.dumps(config.digest_fields(), sort_keys=True).encode()
                             ).hexdigest()[:16]
     run = open_run(folder, digest, {"recipe": recipe.canonical(),
