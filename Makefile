@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/slimkit optimize --task mnist1d --max-accuracy-drop 0.01 --budget $(DEMO_BUDGET) \
 		--tune-trials 2 --out $(DEMO_OUT)
 	@echo
-	@echo "Report: $(DEMO_OUT)/run.json  (show it with: $(BIN)/slimkit show $(DEMO_OUT))"
+	@echo "Report: $(DEMO_OUT)/report.html  (the table again: $(BIN)/slimkit show $(DEMO_OUT))"
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
