@@ -171,8 +171,8 @@ def test_explain_command(capsys, tmp_path: Path) -> None:
 def test_worker_and_dashboard_errors(capsys, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     code, _, err = _cli(capsys, "worker", str(tmp_path / "w"), "--storage", url, "--wait", "0")
-    assert code == 2 and "no slimkit study in the storage after waiting 0 s" in _one_line_error(
-        err)
+    assert code == 2 and ("no unfinished slimkit study in the storage after waiting 0 s"
+                          in _one_line_error(err))
     code, _, err = _cli(capsys, "worker", str(tmp_path / "w"), "--storage", "nodb://x")
     assert code == 2 and "cannot open the study storage" in _one_line_error(err)
     code, _, err = _cli(capsys, "dashboard", str(tmp_path))

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 
 from slimkit.errors import StoreError
 
+SCHEMA_RETRIES = 3
 HEARTBEAT_S = 10
 GRACE_S = 30
 CONNECT_TIMEOUT_S = 5
@@ -30,19 +32,29 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}, "pool_pre_ping": True}
     elif url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 30}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=3))
-    except Exception as err:  # sqlalchemy OperationalError, ArgumentError, ImportError, ...
-        text = " ".join(str(err).split())
-        hidden = url.split("@")[-1] if "@" in url else url
-        raise StoreError(f"--storage {hidden}: cannot open the study storage "
-                         f"({type(err).__name__}: {text[:200]})") from None
+    for attempt in range(SCHEMA_RETRIES):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)))
+        except Exception as err:  # sqlalchemy OperationalError, ArgumentError, ImportError, ...
+            if "IntegrityError" in type(err).__name__ and attempt + 1 < SCHEMA_RETRIES:
+                time.sleep(0.5)  # another process created the schema at the same moment
+                continue
+            _refuse(url, err)
+    raise AssertionError("unreachable")
+
+
+def _refuse(url: str, err: Exception) -> NoReturn:
+    """One clear line naming the storage (without credentials) and the cause."""
+    text = " ".join(str(err).split())
+    hidden = url.split("@")[-1] if "@" in url else url
+    raise StoreError(f"--storage {hidden}: cannot open the study storage "
+                     f"({type(err).__name__}: {text[:200]})") from None
 
 
 def worker_id() -> str:

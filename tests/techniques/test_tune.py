@@ -142,10 +142,11 @@ def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
             try:
                 study = _only_study(out / "study.db")
                 states = [t.state for t in study.trials]
+                sampled = bool(study.trials[-1].params) if study.trials else False
             except Exception:
-                states = []
+                states, sampled = [], False
             if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and \
-                    states[-1] == optuna.trial.TrialState.RUNNING:
+                    states[-1] == optuna.trial.TrialState.RUNNING and sampled:
                 time.sleep(0.3)
                 proc.send_signal(signal.SIGKILL)
                 killed = True
