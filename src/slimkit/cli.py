@@ -389,9 +389,13 @@ def serve(
     """Serve a model over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz, /docs."""
     from slimkit.deploy.serve import serve as run_server
 
-    console.print(f"serving on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    def ready(served: Any) -> None:
+        which = served.metadata.get("candidate") or served.path.name
+        console.print(f"serving {which} ({served.path}) on http://{host}:{port} (OpenAPI at "
+                      f"/docs; Ctrl-C to stop)")
+
     run_server(target, candidate=candidate, host=host, port=port, max_batch=max_batch,
-               threads=threads)
+               threads=threads, on_ready=ready)
 
 
 @app.command()

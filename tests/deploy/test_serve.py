@@ -135,3 +135,52 @@ def test_serving_a_bad_target_is_one_line(tmp_path: Path, capsys) -> None:
     bad.write_bytes(b"not onnx")
     assert main(["serve", str(bad)]) == 2
     assert "not a valid ONNX model" in capsys.readouterr().err
+
+
+def _onnx(path: Path, input_shape: list[int | str], output_shape: list[int | str],
+          elem: int = 1, op: str = "Identity") -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", elem, input_shape)
+    y = helper.make_tensor_value_info("y", elem if op == "Identity" else TensorProto.FLOAT,
+                                      output_shape)
+    node = (helper.make_node("Identity", ["x"], ["y"]) if op == "Identity"
+            else helper.make_node("Flatten", ["x"], ["y"], axis=0))
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("shape_in, shape_out, elem, op, message", [
+    ([1, 4], [1, 4], 1, "Identity", "does not run on a batch of 2"),  # fixed batch axis
+    (["n", 4], ["n", 4], 10, "Identity", "is float16; slimkit serves models with float32"),
+    (["n", 4], [1, "m"], 1, "Flatten", "first output has shape (1, 8)"),  # not (batch, classes)
+])
+def test_models_it_cannot_serve_are_refused_at_start(tmp_path: Path, capsys, shape_in,
+                                                     shape_out, elem, op, message) -> None:
+    from slimkit.cli import main
+
+    path = _onnx(tmp_path / "m.onnx", shape_in, shape_out, elem, op)
+    assert main(["serve", str(path)]) == 2
+    err = capsys.readouterr()
+    assert message in err.err and "serving" not in err.out
+
+
+def test_serve_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch, tiny_run) -> None:
+    import uvicorn
+
+    from slimkit.cli import main
+
+    bound = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: bound.update(kw))
+    assert main(["serve", str(tiny_run.path)]) == 0
+    assert bound["host"] == "127.0.0.1" and bound["port"] == 8000
+
+
+def test_non_finite_outputs_are_a_4xx(server: tuple[int, Any]) -> None:
+    port, _ = server
+    status, answer = request(port, "POST", "/v1/predict", _body([[[3.4e38] * 40]]))
+    assert status == 422 or (status == 200 and all(
+        np.isfinite(v) for row in answer["outputs"] for v in row))

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 from slimkit.api import load_run
 from slimkit.cli import main
+from slimkit.pipeline.run import Run
 from slimkit.report.html import render, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+HOSTILE = "x' onmouseover='alert(1)' y='<img src=x onerror=alert(2)>"
+
+
+def _many(tmp_path: Path, tiny_run) -> Run:
+    """The tiny run plus derived candidates: other sizes, a failed one, hostile strings."""
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run.path, folder)
+    run = load_run(folder)
+    c0 = run.candidates[0]
+    for i, size in enumerate((5_000, 90_000, 1_200), start=1):
+        extra = copy.deepcopy(c0)
+        extra.id, extra.parent, extra.technique = f"c{i}", "c0", HOSTILE if i == 2 else "prune"
+        extra.profile["size_bytes"] = size
+        extra.params = {"chain": HOSTILE}
+        run.candidates.append(extra)
+    failed = copy.deepcopy(c0)
+    failed.id, failed.parent, failed.status, failed.error = "c4", "c1", "failed", HOSTILE
+    failed.profile, failed.metrics = {}, {}
+    run.candidates.append(failed)
+    return run
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def test_hostile_strings_stay_text(tmp_path: Path, tiny_run) -> None:
+    parser = _Tags()
+    parser.feed(render(_many(tmp_path, tiny_run)))
+    assert not any(tag == "img" for tag, _ in parser.tags)
+    assert not any(name.startswith("on") for _, attrs in parser.tags for name, _ in attrs)
 
 
 def test_report_renders_offline_in_a_real_browser(tmp_path: Path, tiny_run) -> None:
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "Debian's chromium is missing; `make test` installs it"
-    folder = tmp_path / "run"
-    shutil.copytree(tiny_run.path, folder)
-    path = write_report(load_run(folder))
+    path = write_report(_many(tmp_path, tiny_run))
     errors: list[str] = []
     fetched: list[str] = []
     with sync_playwright() as p:
@@ -38,9 +77,11 @@ def test_report_renders_offline_in_a_real_browser(tmp_path: Path, tiny_run) -> N
         header = page.locator("table.sortable th", has_text="size bytes")
         header.click()
         header.click()  # descending: the first row is the largest file
-        sizes = [int(v) for v in page.locator("table.sortable tbody tr td:nth-child(12)")
-                 .evaluate_all("cells => cells.map(c => c.dataset.v)")]
-        assert sizes == sorted(sizes, reverse=True)
+        sizes = page.locator("table.sortable tbody tr td:nth-child(12)").evaluate_all(
+            "cells => cells.map(c => c.dataset.v)")
+        known = [int(v) for v in sizes if v]
+        assert len(known) == 4 and known == sorted(known, reverse=True)
+        assert sizes[-1] == ""  # the failed candidate has no size: last
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert errors == [] and fetched == []

@@ -8,6 +8,7 @@ says what was expected. Predictions are exactly what the ONNX file gives offline
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,6 +58,9 @@ def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
             raise StoreError("--candidate needs a run folder, not an ONNX file")
         path, meta = target, {"run": None, "task": None, "candidate": None}
     spec = read_onnx_input(path)
+    if spec.dtype != "float32":
+        raise StoreError(f"{path}: input {spec.name!r} is {spec.dtype}; slimkit serves models "
+                         f"with float32 inputs (quantized slimkit models keep float32 inputs)")
     if not all(isinstance(d, int) and d > 0 for d in spec.shape):
         raise StoreError(f"{path}: input {spec.name!r} has a dynamic per-sample shape "
                          f"{spec.shape}; slimkit serves fixed-shape inputs with a batch axis")
@@ -107,7 +111,15 @@ def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads:
     from slimkit.deploy.export import onnx_runner
 
     run = onnx_runner(served.path, threads)
-    run(np.zeros((1, *served.input_shape), dtype=np.float32))  # fail at start, not per request
+    try:  # fail at start, not per request: a fixed batch axis, or outputs that are not logits
+        probe = run(np.zeros((2, *served.input_shape), dtype=np.float32))
+    except Exception as err:
+        raise StoreError(f"{served.path}: the model does not run on a batch of 2 (a fixed batch "
+                         f"axis? export with a dynamic one): {str(err).splitlines()[0][:200]}"
+                         ) from None
+    if probe.ndim != 2 or probe.shape[0] != 2:
+        raise StoreError(f"{served.path}: the first output has shape {probe.shape} for a batch "
+                         f"of 2; slimkit serves models answering (batch, classes) scores")
     app = FastAPI(title="slimkit model server", version="1",
                   description=f"Serves {served.path.name} (sha256 {served.metadata['sha256']})")
 
@@ -129,6 +141,9 @@ def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads:
     def predict(inputs: InputsBody) -> dict[str, Any]:
         batch = to_batch(inputs, served.input_shape, max_batch)
         outputs = run(batch)
+        if not np.isfinite(outputs).all():
+            raise InputError("the model produced non-finite outputs for these inputs (values "
+                             "far outside the training range?)")
         return {"outputs": outputs.tolist(), "predictions": outputs.argmax(1).tolist(),
                 "model_sha256": served.metadata["sha256"]}
 
@@ -136,10 +151,14 @@ def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads:
 
 
 def serve(target: str | Path, *, candidate: str | None = None, host: str = "127.0.0.1",
-          port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH, threads: int = 1) -> None:
-    """Serve a run's selected (or ``candidate``) model, or an ONNX file, until interrupted."""
+          port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH, threads: int = 1,
+          on_ready: Callable[[ServedModel], None] | None = None) -> None:
+    """Serve a run's selected (or ``candidate``) model, or an ONNX file, until interrupted.
+    ``on_ready`` is called once the model is checked, before the socket is bound."""
     import uvicorn
 
     served = resolve(target, candidate)
-    uvicorn.run(create_app(served, max_batch, threads), host=host, port=port,
-                log_level="warning")
+    app = create_app(served, max_batch, threads)
+    if on_ready is not None:
+        on_ready(served)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -44,13 +44,20 @@ document.querySelectorAll('table.sortable th').forEach(function(th, col){
       var x = a.cells[col].dataset.v || a.cells[col].textContent;
       var y = b.cells[col].dataset.v || b.cells[col].textContent;
       var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      if (isNaN(nx) !== isNaN(ny)) return isNaN(nx) ? 1 : -1;  // missing values last
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny
+                                         : x.localeCompare(y, undefined, {numeric: true});
       return asc ? c : -c;
     });
     rows.forEach(function(r){ body.appendChild(r); });
   });
 });
 """
+
+
+def _attr(value: Any) -> str:
+    """``value`` made safe inside a quoted HTML attribute."""
+    return html.escape(str(value), quote=True)
 
 
 def _ort(c: Candidate) -> dict[str, Any]:
@@ -62,7 +69,7 @@ def _latency(c: Candidate, q: str = "p50") -> float | None:
 
 
 def _figure(fig: go.Figure, div_id: str) -> str:
-    payload = fig.to_json()
+    payload = fig.to_json().replace("</", "<\\/")  # never end the <script> early
     return (f'<div id="{div_id}" class="plot" style="height:460px"></div><script>'
             f'(function(){{var f={payload};Plotly.newPlot("{div_id}",f.data,f.layout,'
             f'{{displaylogo:false,responsive:true}});}})();</script>')
@@ -81,10 +88,10 @@ def summary_card(run: Run) -> str:
     if base is None:
         return "<p>No baseline yet.</p>"
     if chosen is None:
-        note = "<p class='bad'>No candidate meets every constraint.</p>"
-        chosen = base
-    else:
-        note = ""
+        return (f"<p class='bad'>No candidate meets every constraint "
+                f"({html.escape(', '.join(f'{k} = {v}' for k, v in run.constraints.items()))})"
+                f"; nothing is selected. Baseline <b>{html.escape(base.id)}</b>: "
+                f"{html.escape('; '.join(base.violations) or 'see the table below')}.</p>")
     rows = []
     for split in ("val", "test"):
         b, c = base.metric(split, metric), chosen.metric(split, metric)
@@ -96,7 +103,8 @@ def summary_card(run: Run) -> str:
                      _ratio(_latency(base, q), _latency(chosen, q), False)))
     b_thr, c_thr = _ort(base).get("throughput_sps"), _ort(chosen).get("throughput_sps")
     rows.append((f"throughput, batch {_ort(base).get('throughput_batch', '?')}",
-                 f"{b_thr or 0:,.0f}/s", f"{c_thr or 0:,.0f}/s", _ratio(b_thr, c_thr, True)))
+                 "-" if b_thr is None else f"{b_thr:,.0f}/s",
+                 "-" if c_thr is None else f"{c_thr:,.0f}/s", _ratio(b_thr, c_thr, True)))
     for key, label, fmt in (("size_bytes", "size (ONNX file)", fmt_bytes),
                             ("params", "parameters", fmt_count)):
         b, c = base.profile.get(key), chosen.profile.get(key)
@@ -106,9 +114,9 @@ def summary_card(run: Run) -> str:
     constraints = ", ".join(f"{k} = {v}" for k, v in run.constraints.items()) or "none"
     met = "all met" if chosen.feasible else "; ".join(chosen.violations)
     label = html.escape(str(chosen.params.get("chain") or chosen.technique))
-    return (f"<p>Baseline <b>{base.id}</b> ({html.escape(base.technique)}) versus selected "
-            f"<b>{chosen.id}</b> ({label}"
-            f"). Constraints: {html.escape(constraints)} — {html.escape(met)}.</p>{note}"
+    return (f"<p>Baseline <b>{html.escape(base.id)}</b> ({html.escape(base.technique)}) versus "
+            f"selected <b>{html.escape(chosen.id)}</b> ({label}"
+            f"). Constraints: {html.escape(constraints)} — {html.escape(met)}.</p>"
             f"<div class='card'>{cells}</div>")
 
 
@@ -116,9 +124,10 @@ def pareto_figure(run: Run) -> go.Figure:
     """Val metric against onnxruntime latency; marker area follows the file size."""
     metric = run.task_spec.get("metric", "accuracy")
     done = [c for c in run.candidates if c.status == "ok" and _latency(c) is not None]
-    biggest = max((c.profile.get("size_bytes", 1) for c in done), default=1)
+    biggest = max((c.profile.get("size_bytes") or 1 for c in done), default=1)
     fig = go.Figure()
-    groups = (("infeasible", lambda c: not c.feasible, "#bbbbbb"),
+    marked = (run.baseline_id, run.selected_id)
+    groups = (("infeasible", lambda c: not c.feasible and c.id not in marked, "#bbbbbb"),
               ("feasible", lambda c: c.feasible and c.id not in (run.baseline_id,
                                                                  run.selected_id), "#1f77b4"),
               ("baseline", lambda c: c.id == run.baseline_id, "#ff7f0e"),
@@ -133,7 +142,7 @@ def pareto_figure(run: Run) -> go.Figure:
             mode="markers+text", name=name, text=[c.id for c in chosen],
             textposition="top center",
             marker={"color": color, "line": {"width": 1, "color": "#333"},
-                    "size": [10 + 40 * (c.profile.get("size_bytes", 0) / biggest) ** 0.5
+                    "size": [10 + 40 * ((c.profile.get("size_bytes") or 0) / biggest) ** 0.5
                              for c in chosen]},
             hovertext=[f"{c.id} {c.params.get('chain') or c.technique}<br>"
                        f"size {fmt_bytes(c.profile.get('size_bytes'))}" for c in chosen]))
@@ -153,17 +162,23 @@ def pareto_figure(run: Run) -> go.Figure:
 
 def lineage(run: Run) -> str:
     """Which technique produced which candidate, as a nested list from the roots."""
+    ids = {c.id for c in run.candidates}
     children: dict[str | None, list[Candidate]] = {}
-    for c in run.candidates:
-        children.setdefault(c.parent, []).append(c)
+    for c in run.candidates:  # a parent not in the run makes its child a root
+        children.setdefault(c.parent if c.parent in ids else None, []).append(c)
+    seen: set[str] = set()
 
     def branch(parent: str | None) -> str:
-        items = "".join(
-            f"<li><b>{c.id}</b> {html.escape(c.technique)}"
-            f"{' · ' + html.escape(str(c.params['chain'])) if c.params.get('chain') else ''}"
-            f" <span class='muted'>{c.status}</span>{branch(c.id)}</li>"
-            for c in children.get(parent, []))
-        return f"<ul>{items}</ul>" if items else ""
+        items = []
+        for c in children.get(parent, []):
+            if c.id in seen:
+                continue
+            seen.add(c.id)
+            chain = f" · {html.escape(str(c.params['chain']))}" if c.params.get("chain") else ""
+            items.append(f"<li><b>{html.escape(c.id)}</b> {html.escape(c.technique)}{chain} "
+                         f"<span class='muted'>{html.escape(c.status)}</span>"
+                         f"{branch(c.id)}</li>")
+        return f"<ul>{''.join(items)}</ul>" if items else ""
 
     return branch(None)
 
@@ -186,9 +201,10 @@ def candidates_table(run: Run) -> str:
                   c.profile.get("macs"), c.profile.get("peak_rss_mb"))
         cells = "".join(
             f"<td data-v='{v}'>{v:.4g}</td>" if isinstance(v, float) else
-            f"<td data-v='{'' if v is None else v}'>{html.escape(str('-' if v is None else v))}"
-            f"</td>" for v in values)
-        rows.append(f"<tr>{cells}</tr>")
+            f"<td data-v='{_attr('' if v is None else v)}'>"
+            f"{html.escape(str('-' if v is None else v))}</td>" for v in values)
+        error = f" title='{_attr(c.error)}'" if c.error else ""
+        rows.append(f"<tr{error}>{cells}</tr>")
     header = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return (f"<table class='sortable'><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
@@ -258,7 +274,8 @@ def render(run: Run) -> str:
     """The report as one HTML string."""
     sections = [("Baseline versus selected", summary_card(run)),
                 ("Trade-off (Pareto)", _figure(pareto_figure(run), "pareto")
-                 + f"<p class='muted'>Pareto front: {', '.join(run.pareto_ids) or '-'}; marker "
+                 + f"<p class='muted'>Pareto front: {html.escape(', '.join(run.pareto_ids)) or '-'}"
+                   f"; marker "
                    f"area follows the ONNX file size; grey = infeasible.</p>"),
                 ("Lineage", lineage(run)),
                 ("All candidates", candidates_table(run))]
@@ -274,7 +291,8 @@ def render(run: Run) -> str:
     title = f"slimkit · {run.run} · {run.task}"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
-            f"<h1>{html.escape(title)} <small class='muted'>seed {run.seed} · {run.status}"
+            f"<h1>{html.escape(title)} <small class='muted'>seed {html.escape(str(run.seed))} · "
+            f"{html.escape(run.status)}"
             f"</small></h1>{body}<script>{SORT_JS}</script></body></html>")
 
 
