@@ -93,3 +93,25 @@ def counted(study: optuna.Study) -> int:
     """Trials that count against the budget: complete or pruned."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+def artifact_store(folder: Path) -> optuna.artifacts.FileSystemArtifactStore:
+    """Optuna's file-system artifact store in ``folder`` (a shared folder for workers)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(base_path=str(folder))
+
+
+def download(store: Any, artifact_id: str, path: Path) -> Path:
+    """Fetch an artifact into ``path``."""
+    from optuna.artifacts import download_artifact
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+    return path
+
+
+def upload(store: Any, path: Path, trial: optuna.Trial | optuna.Study) -> str:
+    """Store ``path`` as an artifact of ``trial`` (or a study); returns its id."""
+    from optuna.artifacts import upload_artifact
+
+    return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)

@@ -36,20 +36,24 @@ from slimkit.pipeline.search import (
     OBJECTIVES,
     SearchConfig,
     SearchObjective,
-    artifact_store,
     chain_label,
-    download,
     finalists,
     fresh_chain,
     is_new,
     make_sampler,
     seed_chains,
     trial_rows,
-    upload,
 )
 from slimkit.pipeline.store import existing_run, write_manifest
 from slimkit.recipe import Recipe, load_recipe
-from slimkit.studies import default_url, open_storage, recover_interrupted
+from slimkit.studies import (
+    artifact_store,
+    default_url,
+    download,
+    open_storage,
+    recover_interrupted,
+    upload,
+)
 from slimkit.tasks import TASKS, Task, load_task
 from slimkit.techniques.tune import parse_duration
 from slimkit.training import TrainConfig

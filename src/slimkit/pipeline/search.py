@@ -26,7 +26,7 @@ from slimkit.measure.timing import ProfileSettings
 from slimkit.pipeline.candidates import materialize
 from slimkit.pipeline.run import Candidate
 from slimkit.pipeline.select import accuracy_drop, drop_excess
-from slimkit.studies import worker_id
+from slimkit.studies import artifact_store, download, upload, worker_id
 from slimkit.tasks.base import Task
 from slimkit.techniques import TECHNIQUES, Context
 from slimkit.techniques.arch import ArchConfig, sample_architecture
@@ -179,30 +179,6 @@ def _link_detail(link: dict[str, Any]) -> str:
 def chain_label(chain: list[dict[str, Any]]) -> str:
     """``prune(0.75) + quantize(static)``: a short human-readable chain."""
     return " + ".join(f"{link['link']}({_link_detail(link)})" for link in chain) or "baseline"
-
-
-def artifact_store(folder: Path) -> Any:
-    """Optuna's file-system artifact store in ``folder`` (a shared folder for workers)."""
-    from optuna.artifacts import FileSystemArtifactStore
-
-    folder.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(base_path=str(folder))
-
-
-def download(store: Any, artifact_id: str, path: Path) -> Path:
-    """Fetch an artifact into ``path``."""
-    from optuna.artifacts import download_artifact
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
-    return path
-
-
-def upload(store: Any, path: Path, trial: optuna.Trial | optuna.Study) -> str:
-    """Store ``path`` as an artifact of ``trial`` (or a study); returns its id."""
-    from optuna.artifacts import upload_artifact
-
-    return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
 
 
 def run_chain(chain: list[dict[str, Any]], base: Candidate, folder: Path, task: Task,

@@ -23,7 +23,15 @@ from pydantic import Field, field_validator, model_validator
 from slimkit.errors import TechniqueError
 from slimkit.models import MODELS, build_model
 from slimkit.models.io import save_model
-from slimkit.studies import counted, default_url, open_storage, recover_interrupted, worker_id
+from slimkit.studies import (
+    artifact_store,
+    counted,
+    default_url,
+    open_storage,
+    recover_interrupted,
+    upload,
+    worker_id,
+)
 from slimkit.tasks.base import Task
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
 from slimkit.training import TrainConfig, fit
@@ -244,11 +252,7 @@ class Objective:
         return values[0] if single else (values[0], values[1])
 
     def _upload(self, trial: optuna.Trial, path: Path) -> None:
-        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        store = FileSystemArtifactStore(base_path=str(self.artifacts))
-        artifact = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+        artifact = upload(artifact_store(self.artifacts), path, trial)
         trial.set_user_attr("model_artifact", artifact)
 
     def _latency(self, model: torch.nn.Module, folder: Path) -> float:
