@@ -37,9 +37,10 @@ browser:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# two test processes (pytest-xdist), each with one intra-op thread: the 2-core budget
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -37,11 +37,11 @@ def test_entry_point_bad_flag_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["baseline", "--task", "nope"], "unknown task 'nope'; choose one of: digits, mnist1d"),
+    (["baseline", "--task", "nope"], "unknown task 'nope'; choose one of: diabetes, digits"),
     (["baseline", "--model", "resnet"], "unknown model 'resnet'; choose one of: cnn1d"),
     (["baseline", "--set", "model.widht=3"], "model.widht: unknown parameter; allowed: "),
     (["baseline", "--set", "train.lr=fast"], "train.lr: input should be a valid number"),
-    (["baseline", "--set", "train.epochs=0"], "train.epochs: input should be greater than"),
+    (["baseline", "--set", "train.epochs=-1"], "train.epochs: input should be greater than"),
     (["baseline", "--set", "train.momentum=1.5"], "train.momentum: input should be less than 1"),
     (["baseline", "--set", "lr=0.1"], "--set lr: expected model.<param>, train.<param>"),
     (["baseline", "--set", "train.lr"], "--set 'train.lr': expected key=value"),

@@ -64,9 +64,10 @@ def _with(path: str, value: object, base: dict | None = None) -> dict:
     ("colour", "red", r"^colour: unknown parameter; allowed: baseline, constraints"),
     ("seed", "zero", r"^seed: input should be a valid integer"),
     ("version", 2, r"^version: input should be 1, got 2"),
-    ("task", "imagenet", r"^task: unknown task 'imagenet'; choose one of: digits, mnist1d"),
+    ("task", "imagenet", r"^task: unknown task 'imagenet'; choose one of: diabetes, digits, "
+                             r"minilm-embed, minilm-embed-small, mnist1d, custom"),
     ("steps.1.technique", "magic", r"^steps\[1\]\.technique: unknown technique 'magic'"),
-    ("steps.0.params.epochs", 0, r"^steps\[0\]\.params\.epochs: input should be greater than"),
+    ("steps.0.params.epochs", -1, r"^steps\[0\]\.params\.epochs: input should be greater than"),
     ("steps.0.params.ratio", 1.5, r"^steps\[0\]\.params\.ratio: unknown parameter; allowed:"),
     ("steps.0.unknown", 1, r"^steps\[0\]\.unknown: unknown parameter"),
     ("steps.1.from", "nowhere", r"^steps\[1\]\.from: no step named 'nowhere'; use one of: "

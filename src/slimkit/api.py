@@ -46,9 +46,9 @@ def export(
             raise StoreError(f"candidate {cid} ({cand.technique}) exists only as ONNX; "
                              f"export it with --format onnx")
         write_with(to, lambda tmp: shutil.copyfile(run.path / cand.artifacts["onnx"], tmp))
-        return {**cand.export, "samples": cand.export.get("samples", 0)}
+        return {**cand.parity, "samples": cand.parity.get("samples", 0)}
     model, spec = load_model(run.path / cand.artifacts["torch"])
-    task = load_task(run.task, seed=run.seed, cache_dir=cache_dir)
+    task = load_task(run.task_spec.get("source") or run.task, seed=run.seed, cache_dir=cache_dir)
     inputs = task.test.x[:512]
     shape = tuple(spec["input_shape"])
     if format == "onnx":
@@ -68,9 +68,10 @@ def profile(
 
         model, spec = load_model(path)
         input_shape = tuple(spec["input_shape"])
+        dtype = spec.get("input_dtype", "float32")
         return {"backend": "torch", "input_shape": list(input_shape),
-                **profile_torch(model, input_shape, settings),
-                **model_stats(model, input_shape)}
+                **profile_torch(model, input_shape, settings, dtype),
+                **model_stats(model, input_shape, dtype)}
     input_shape = resolve_shape(path, shape)
     result = profile_onnx(path, settings, shape=input_shape)
     return {"backend": "onnxruntime", "input_shape": list(input_shape),

@@ -36,16 +36,31 @@ Threads = Annotated[int, typer.Option(min=1, max=256, help="threads for latency/
 Storage = Annotated[Optional[str],  # noqa: UP045
                     typer.Option(help="Optuna storage URL for tune steps, e.g. "
                                       "postgresql://user@host/db [default: RUN/study.db]")]
+Data = Annotated[Optional[str],  # noqa: UP045
+                 typer.Option(help="your data: path/to/file.py:function (or package.module:"
+                                   "function) returning train/val/test; makes the task custom")]
+Metric = Annotated[Optional[str],  # noqa: UP045
+                   typer.Option(help="the metric that decides: accuracy, f1 (classification), "
+                                     "mse, mae (regression) or your file.py:function "
+                                     "[default: the task's]")]
+MetricDirection = Annotated[Optional[str],  # noqa: UP045
+                            typer.Option(help="maximize or minimize (for your own metric)")]
+ModelOption = Annotated[Optional[str],  # noqa: UP045
+                        typer.Option(help="a model from `slimkit models`, or yours: "
+                                          "path/to/file.py:function [default: the task's]")]
 CacheDir = Annotated[Optional[Path],  # noqa: UP045
                      typer.Option(help="where task data is cached [default: ~/.cache/slimkit]")]
 
 
 @app.command()
 def baseline(
-    task: Annotated[str, typer.Option(help="a task from `slimkit tasks`")] = "mnist1d",
-    model: Annotated[Optional[str],  # noqa: UP045
-                     typer.Option(help="a model from `slimkit models` [default: the task's]")
-                     ] = None,
+    task: Annotated[Optional[str],  # noqa: UP045
+                    typer.Option(help="a task from `slimkit tasks` [default: mnist1d, or "
+                                      "custom with --data]")] = None,
+    model: ModelOption = None,
+    data: Data = None,
+    metric: Metric = None,
+    metric_direction: MetricDirection = None,
     set_: SetOption = None,
     out: Annotated[Path, typer.Option(help="run folder to create")] = Path("runs/baseline"),
     seed: Annotated[int, typer.Option(help="seed of splits, init and training")] = 0,
@@ -72,7 +87,8 @@ def baseline(
                         prefix="profile", error=SlimkitError)
     run = run_baseline(task, model, sections["model"], sections["train"], out=out, seed=seed,
                        threads=settings.threads, cache_dir=cache_dir, progress=not quiet,
-                       profile=settings)
+                       profile=settings, data=data, metric=metric,
+                       metric_direction=metric_direction)
     console.print(run_table(run))
     console.print(f"run written to {out}/run.json; ONNX model: "
                   f"{out}/{run.candidates[0].artifacts['onnx']}")
@@ -91,14 +107,30 @@ def run_cmd(
     restart: Annotated[bool, typer.Option(
         help="discard a run of a different recipe in --out and start again")] = False,
     storage: Storage = None,
+    model: Annotated[Optional[str],  # noqa: UP045
+                     typer.Option(help="replace the recipe's baseline model (a name or "
+                                       "path/to/file.py:function)")] = None,
+    data: Annotated[Optional[str],  # noqa: UP045
+                    typer.Option(help="replace the recipe's data (path/to/file.py:function)")
+                    ] = None,
     cache_dir: CacheDir = None,
     quiet: Quiet = False,
 ) -> None:
-    """Run a recipe: baseline, then each step; resumes an interrupted run in --out."""
+    """Run a recipe: baseline, then each step; resumes an interrupted run in --out.
+
+    A recipe of your own data says `task: custom`, `data: data.py:load_data` and `model:
+    model.py:build_model` (paths relative to the recipe); --data and --model replace them
+    (paths relative to the current folder)."""
     from slimkit.pipeline.engine import run_recipe
     from slimkit.report.table import run_table
+    from slimkit.usercode import absolute, is_reference
 
-    run = run_recipe(recipe, out, overrides=set_ or [], restart=restart, progress=not quiet,
+    overrides = list(set_ or [])
+    if data is not None:
+        overrides += ["task=custom", f"data={absolute(data) if is_reference(data) else data}"]
+    if model is not None:
+        overrides.append(f"baseline.model={absolute(model) if is_reference(model) else model}")
+    run = run_recipe(recipe, out, overrides=overrides, restart=restart, progress=not quiet,
                      cache_dir=cache_dir, storage=storage)
     console.print(run_table(run))
     selected = run.selected_id or "none (no candidate meets every constraint)"
@@ -108,12 +140,16 @@ def run_cmd(
 
 @app.command()
 def optimize(
-    task: Annotated[str, typer.Option(help="a task from `slimkit tasks`")] = "mnist1d",
-    model: Annotated[Optional[str],  # noqa: UP045
-                     typer.Option(help="baseline model from `slimkit models` [default: the "
-                                       "task's]")] = None,
+    task: Annotated[Optional[str],  # noqa: UP045
+                    typer.Option(help="a task from `slimkit tasks` [default: mnist1d, or "
+                                      "custom with --data]")] = None,
+    model: ModelOption = None,
+    data: Data = None,
+    metric: Metric = None,
+    metric_direction: MetricDirection = None,
     max_accuracy_drop: Annotated[float, typer.Option(
-        help="largest val accuracy loss allowed against the tuned baseline (0.01 = 1 pt)")
+        help="largest loss of the val metric allowed against the tuned baseline, in the "
+             "metric's units (accuracy 0.01 = 1 pt)")
     ] = 0.01,
     objective: Annotated[str, typer.Option(
         help="what the selected model is best at: latency (batch 1), size or throughput")
@@ -123,8 +159,9 @@ def optimize(
     techniques: Annotated[str, typer.Option(
         help="what chains may use (comma-separated): prune, distill, arch, quantize")
     ] = "prune,distill,arch,quantize",
-    tune_trials: Annotated[int, typer.Option(help="tuning trials for the baseline (0: none)")
-                           ] = 4,
+    tune_trials: Annotated[Optional[int],  # noqa: UP045
+                           typer.Option(help="tuning trials for the baseline (0: none) "
+                                             "[default: 4; 0 for a pretrained model]")] = None,
     trials: Annotated[Optional[int],  # noqa: UP045
                       typer.Option(help="stop the search after this many trials")] = None,
     epochs: Annotated[int, typer.Option(help="training epochs inside a search trial")] = 30,
@@ -154,7 +191,8 @@ def optimize(
 
     sections = split_baseline_overrides(set_ or [])
     names = [t.strip() for t in techniques.split(",") if t.strip()]
-    run = run_optimize(task, out=out, max_accuracy_drop=max_accuracy_drop,
+    run = run_optimize(task, out=out, data=data, metric=metric,
+                       metric_direction=metric_direction, max_accuracy_drop=max_accuracy_drop,
                        objective=objective, budget=budget, techniques=names, model=model,
                        model_args=sections["model"], trainer=sections["train"], seed=seed,
                        threads=threads, tune_trials=tune_trials, trials=trials, epochs=epochs,
@@ -273,6 +311,11 @@ def export(
     if parity.get("check") == "class_agreement":
         console.print(f"wrote {to} ({format}); predicted classes agree with the float model on "
                       f"{100 * parity['agreement']:.1f}% of {parity['samples']} test inputs")
+        return
+    if parity.get("check") in ("cosine", "relative_mae"):
+        name = parity["check"].replace("_", " ")
+        console.print(f"wrote {to} ({format}); {name} to the float model's outputs "
+                      f"{parity[parity['check']]:.4f} on {parity['samples']} test inputs")
         return
     console.print(f"wrote {to} ({format}); outputs match torch on {parity['samples']} test "
                   f"inputs, max abs difference {parity['max_abs_diff']:.2e}")
@@ -409,6 +452,8 @@ def tasks() -> None:
     for name in TASKS.names():
         spec = TASKS.get(name)
         table.add_row(name, spec.description, spec.metric, spec.default_model)
+    table.add_row("custom", "your data: --data path/to/file.py:function returning train/val/"
+                  "test", "accuracy | mse (--metric)", "yours: --model file.py:function")
     console.print(table)
 
 
@@ -421,6 +466,8 @@ def models() -> None:
     for col in ("name", "description", "inputs", "parameters (defaults)"):
         table.add_column(col)
     for name in MODELS.names():
+        if name.startswith("python:"):
+            continue  # model objects of this process (Python API)
         family = MODELS.get(name)
         params = ", ".join(f"{k}={f.default}" for k, f in family.config.model_fields.items())
         ranks = "/".join(f"{r}-d" for r in family.input_ranks)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slimkit.errors import RecipeError, SlimkitError
 from slimkit.measure.timing import ProfileSettings
@@ -57,12 +57,35 @@ class Constraints(_Strict):
 class Recipe(_Strict):
     version: Literal[1]
     task: str
+    data: str | None = Field(None, description="task custom: your data, file.py:function")
+    metric: str | None = Field(
+        None, description="the task's metric (accuracy, f1, mse, mae, ...) or file.py:function")
+    metric_direction: Literal["maximize", "minimize"] | None = Field(
+        None, description="direction of your own metric function")
+    model: str | None = Field(None, description="shorthand for baseline.model")
     seed: int = 0
     threads: int = Field(1, ge=1, le=256)
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
     steps: list[StepSpec] = Field(default_factory=list)
     constraints: Constraints = Field(default_factory=Constraints)
     profile: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _model_shorthand(self) -> Recipe:
+        if self.model is not None:
+            if self.baseline.model is not None and self.baseline.model != self.model:
+                raise ValueError("give the model once: model or baseline.model")
+            self.baseline.model, self.model = self.model, None
+        return self
+
+    def task_source(self) -> dict[str, Any]:
+        """How to load this recipe's task (see ``slimkit.tasks.load_task``)."""
+        source: dict[str, Any] = {"name": self.task}
+        for key, value in (("data", self.data), ("metric", self.metric),
+                           ("direction", self.metric_direction)):
+            if value is not None:
+                source[key] = value
+        return source
 
     def step_names(self) -> list[str]:
         """The name of every step: its own, or ``step<i>``."""
@@ -143,12 +166,22 @@ def _check_refs(recipe: Recipe) -> None:
 def _check_sections(recipe: Recipe) -> None:
     from slimkit.models import model_config
     from slimkit.tasks import TASKS
+    from slimkit.tasks.base import CUSTOM, task_names
     from slimkit.techniques import TECHNIQUES
 
-    if recipe.task not in TASKS:
+    if recipe.task not in task_names():
         raise RecipeError(f"task: unknown task {recipe.task!r}; choose one of: "
-                          f"{', '.join(TASKS.names())}")
-    family = recipe.baseline.model or TASKS.get(recipe.task).default_model
+                          f"{', '.join(task_names())}")
+    if recipe.task == CUSTOM and not recipe.data:
+        raise RecipeError("data: task custom needs your data function, e.g. "
+                          "data: data.py:load_data")
+    if recipe.task != CUSTOM and recipe.data:
+        raise RecipeError(f"data: is for task custom, not for task {recipe.task!r}")
+    default = "" if recipe.task == CUSTOM else TASKS.get(recipe.task).default_model
+    family = recipe.baseline.model or default
+    if not family:
+        raise RecipeError(f"model: task {recipe.task!r} has no default model; give --model "
+                          f"(a name from `slimkit models`, or yours: model.py:build_model)")
     try:
         model_config(family, recipe.baseline.model_args)
     except SlimkitError as err:
@@ -174,6 +207,8 @@ def load_recipe(source: str | Path | dict[str, Any] | Recipe,
         source = source.canonical()
     data = dict(source) if isinstance(source, dict) else _read(source)
     data = apply_overrides(data, overrides or [])
+    base = Path(source).parent if isinstance(source, (str, Path)) else Path.cwd()
+    data = _absolute_refs(data, base)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
@@ -181,6 +216,22 @@ def load_recipe(source: str | Path | dict[str, Any] | Recipe,
     _check_sections(recipe)
     _check_refs(recipe)
     return recipe
+
+
+def _absolute_refs(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``file.py:fn`` references (data, metric, model) made absolute, relative to ``base``
+    (the recipe's folder), so a run or a worker finds them from anywhere."""
+    from slimkit.usercode import absolute, is_reference
+
+    data = copy.deepcopy(data)
+    for key in ("data", "metric", "model"):
+        if isinstance(data.get(key), str) and is_reference(data[key]):
+            data[key] = absolute(data[key], base)
+    baseline = data.get("baseline")
+    if isinstance(baseline, dict) and isinstance(baseline.get("model"), str) and is_reference(
+            baseline["model"]):
+        baseline["model"] = absolute(baseline["model"], base)
+    return data
 
 
 def technique_config(step: StepSpec) -> BaseModel:

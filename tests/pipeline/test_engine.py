@@ -141,7 +141,7 @@ def test_sigkill_mid_step_then_resume_equals_an_uninterrupted_run(tmp_path: Path
     recipe = {**RECIPE, "steps": [
         {"name": "tune", "technique": "train", "params": {"epochs": 2, "lr": 0.0005}},
         {"name": "long", "technique": "train", "from": "baseline",
-         "params": {"epochs": 400, "patience": None, "lr": 0.0005}},
+         "params": {"epochs": 120, "patience": None, "lr": 0.0005}},
         {"name": "ship", "technique": "export", "from": "long"}]}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))

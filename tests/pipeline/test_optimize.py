@@ -68,7 +68,7 @@ def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) ->
     assert chosen.technique == "quantize" and chosen.feasible
     assert chosen.profile["size_bytes"] < base.profile["size_bytes"]
     assert base.metric("val", "accuracy") - chosen.metric("val", "accuracy") <= 0.5
-    assert chosen.export["check"] == "class_agreement" and chosen.export["agreement"] >= 0.75
+    assert chosen.parity["check"] == "class_agreement" and chosen.parity["agreement"] >= 0.75
     assert run.config["search"]["trials"] and run.status == "complete"
     report = (run.path / "report.html").read_text()
     assert "Baseline versus selected" in report and "-search: optimization history" in report

@@ -6,21 +6,30 @@ import numpy as np
 import pytest
 
 from slimkit.errors import TaskError
+from slimkit.measure.metrics import DIRECTIONS, KIND_METRICS
 from slimkit.tasks import TASKS, load_task
 
+# minilm-embed computes 5,200 reference embeddings: its 192-sentence twin runs the same code
+CONTRACT = [n for n in TASKS.names() if n != "minilm-embed"]
 
-@pytest.mark.parametrize("name", TASKS.names())
+
+@pytest.mark.parametrize("name", CONTRACT)
 def test_every_task_has_disjoint_seeded_splits(name: str, cache_dir: Path) -> None:
     task = load_task(name, seed=0, cache_dir=cache_dir)
     assert set(task.splits) == {"train", "val", "test"}
     for split in task.splits.values():
-        assert split.x.dtype == np.float32 and split.y.dtype == np.int64
+        assert split.x.dtype == np.dtype(task.input_dtype)
         assert split.x.shape[1:] == task.input_shape
-        assert set(np.unique(split.y)) <= set(range(task.num_classes))
+        if task.kind == "classification":
+            assert split.y.dtype == np.int64
+            assert set(np.unique(split.y)) <= set(range(task.num_classes))
+        else:
+            assert split.y.dtype == np.float32 and split.y.shape[1:] == (task.num_classes,)
     # val is carved out of train: no sample appears in both
     train = {row.tobytes() for row in task.train.x}
     assert not any(row.tobytes() in train for row in task.val.x)
-    assert task.default_model and task.metric == "accuracy"
+    assert task.default_model and task.metric in KIND_METRICS[task.kind]
+    assert task.direction == DIRECTIONS[task.metric] and task.metric == TASKS.get(name).metric
     again = load_task(name, seed=0, cache_dir=cache_dir)
     np.testing.assert_array_equal(again.val.x, task.val.x)
     other = load_task(name, seed=1, cache_dir=cache_dir)
@@ -59,5 +68,5 @@ def test_generation_leaves_numpy_global_state_alone(tmp_path: Path) -> None:
 
 
 def test_unknown_task_names_the_choices() -> None:
-    with pytest.raises(TaskError, match="unknown task 'nope'; choose one of: digits, mnist1d"):
+    with pytest.raises(TaskError, match="unknown task 'nope'; choose one of: diabetes, digits"):
         load_task("nope")

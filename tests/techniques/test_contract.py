@@ -66,7 +66,7 @@ def test_every_technique_makes_a_new_measured_candidate_from_an_untouched_parent
                          slimkit.ProfileSettings(**FAST_PROFILE), False, {"baseline": "c0"})
         assert cand.status == "ok", (name, cand.error)
         assert cand.technique == name and cand.parent == "c0" and cand.id == "c1"
-        parity = cand.export.get("onnx", cand.export)
+        parity = cand.parity.get("onnx", cand.parity)
         if parity.get("check") == "class_agreement":  # reduced precision: classes must agree
             assert parity["agreement"] >= 0.9
         else:

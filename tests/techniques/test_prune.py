@@ -48,7 +48,7 @@ def test_structured_pruning_shrinks_tensors_and_keeps_the_head(tmp_path, params)
     assert all(p % 8 == 0 for _, p in convs)  # round_to=8
     c1 = run.candidate("c1")
     assert c1.status == "ok" and c1.profile["params"] < run.candidate("c0").profile["params"]
-    assert c1.export["max_abs_diff"] <= 1e-4  # the shrunk model exports and matches torch
+    assert c1.parity["max_abs_diff"] <= 1e-4  # the shrunk model exports and matches torch
     if "speedup" in params:
         assert c1.params["mac_speedup"] >= 2.5
 

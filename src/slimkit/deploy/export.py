@@ -45,10 +45,15 @@ def _first_line(err: Exception) -> str:
     return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
+def _tokens(inputs: np.ndarray) -> bool:
+    """Inputs are token ids (int64, (n, seq)): batched by length, trimmed of padding."""
+    return inputs.dtype == np.int64 and inputs.ndim == 2
+
+
 def _torch_outputs(model: nn.Module, inputs: np.ndarray) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(inputs)).numpy()
+    from slimkit.measure.evaluate import predict
+
+    return predict(model, inputs, batch_size=len(inputs) or 1, tokens=_tokens(inputs))
 
 
 def _parity(name: str, expected: np.ndarray, got: np.ndarray, atol: float) -> dict[str, Any]:
@@ -75,7 +80,9 @@ def onnx_runner(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np
 
 def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarray:
     """Outputs of the ONNX model at ``path`` for ``inputs`` (first output)."""
-    return onnx_runner(path, threads)(inputs)
+    from slimkit.measure.evaluate import batched
+
+    return batched(onnx_runner(path, threads), inputs, len(inputs) or 1, _tokens(inputs))
 
 
 def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
@@ -91,16 +98,23 @@ def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
                 check_inputs: np.ndarray, atol: float = FP32_ATOL) -> dict[str, Any]:
     """Export ``model`` with torch.export-based exporter (dynamic batch axis, one self-contained
-    file), check it on ``check_inputs`` and only then move it to ``path``."""
+    file), check it on ``check_inputs`` and only then move it to ``path``. Token-id inputs
+    (int64, (n, seq)) get a dynamic sequence axis too."""
     model.eval()
-    example = torch.zeros(2, *input_shape)
+    if len(check_inputs) >= 2:
+        example = torch.from_numpy(np.ascontiguousarray(check_inputs[:2]))
+    else:
+        example = torch.zeros(2, *input_shape)
+    axes = {0: torch.export.Dim("batch")}
+    if _tokens(check_inputs):
+        axes[1] = torch.export.Dim("sequence", max=input_shape[0])
     with atomic_path(path) as tmp:
         try:
             with _quiet_exporter(), torch.no_grad():
                 torch.onnx.export(
                     model, (example,), str(tmp), dynamo=True, external_data=False,
                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                    dynamic_shapes=(axes,),
                     verbose=False, optimize=True,
                 )
         except Exception as err:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from slimkit.measure.timing import ProfileSettings, measure_speed
+from slimkit.measure.timing import ProfileSettings, measure_speed, random_inputs
 
 
 def _rss_mb() -> float:
@@ -40,8 +40,8 @@ def session_options(threads: int) -> Any:
     return options
 
 
-def profile(path: str, input_shape: list[int], dtype: str, settings: ProfileSettings
-            ) -> dict[str, Any]:
+def profile(path: str, input_shape: list[int], dtype: str, settings: ProfileSettings,
+            high: int | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     before = _rss_mb()
@@ -51,7 +51,7 @@ def profile(path: str, input_shape: list[int], dtype: str, settings: ProfileSett
     rng = np.random.default_rng(0)
 
     def make_call(batch: int) -> Any:
-        feed = {name: rng.standard_normal((batch, *input_shape)).astype(dtype)}
+        feed = {name: random_inputs(rng, batch, input_shape, dtype, high)}
         return lambda: session.run(None, feed)
 
     result: dict[str, Any] = measure_speed(make_call, settings)
@@ -65,7 +65,8 @@ def main() -> None:
     request = json.loads(sys.argv[1])
     settings = ProfileSettings(**request["settings"])
     try:
-        out = profile(request["path"], request["input_shape"], request["dtype"], settings)
+        out = profile(request["path"], request["input_shape"], request["dtype"], settings,
+                      request.get("high"))
     except Exception as err:  # reported to the parent, which raises a clear error
         out = {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
     print(json.dumps(out))

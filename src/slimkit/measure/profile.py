@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from slimkit.errors import StoreError
 from slimkit.measure.onnx_file import read_onnx_input
-from slimkit.measure.timing import ProfileSettings, measure_speed
+from slimkit.measure.timing import ProfileSettings, measure_speed, random_inputs
 
 
 def resolve_shape(path: str | Path, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -36,14 +36,15 @@ def resolve_shape(path: str | Path, shape: tuple[int, ...] | None = None) -> tup
 
 
 def profile_onnx(path: str | Path, settings: ProfileSettings | None = None,
-                 shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+                 shape: tuple[int, ...] | None = None, high: int | None = None
+                 ) -> dict[str, Any]:
     """Latency (batch 1), throughput (batch 256) and peak memory of an ONNX file, measured by
     onnxruntime's CPUExecutionProvider in a fresh process."""
     settings = settings or ProfileSettings()
     input_shape = resolve_shape(path, shape)
     dtype = read_onnx_input(path).dtype
     request = {"path": str(path), "input_shape": list(input_shape), "dtype": dtype,
-               "settings": settings.model_dump()}
+               "settings": settings.model_dump(), "high": high}
     env = {**os.environ, "OMP_NUM_THREADS": str(settings.threads)}
     proc = subprocess.run(
         [sys.executable, "-m", "slimkit.measure.onnx_probe", json.dumps(request)],
@@ -59,8 +60,10 @@ def profile_onnx(path: str | Path, settings: ProfileSettings | None = None,
 
 
 def profile_torch(model: nn.Module, input_shape: tuple[int, ...],
-                  settings: ProfileSettings | None = None) -> dict[str, Any]:
-    """Latency and throughput of ``model`` in torch eager mode (no_grad, eval)."""
+                  settings: ProfileSettings | None = None, dtype: str = "float32",
+                  high: int | None = None) -> dict[str, Any]:
+    """Latency and throughput of ``model`` in torch eager mode (no_grad, eval), on random
+    inputs of ``dtype`` (token ids in [1, ``high``) for int64)."""
     settings = settings or ProfileSettings()
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -68,7 +71,7 @@ def profile_torch(model: nn.Module, input_shape: tuple[int, ...],
     rng = np.random.default_rng(0)
 
     def make_call(batch: int) -> Any:
-        x = torch.from_numpy(rng.standard_normal((batch, *input_shape)).astype("float32"))
+        x = torch.from_numpy(random_inputs(rng, batch, input_shape, dtype, high))
         return lambda: model(x)
 
     try:
@@ -78,7 +81,8 @@ def profile_torch(model: nn.Module, input_shape: tuple[int, ...],
         torch.set_num_threads(previous)
 
 
-def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+def model_stats(model: nn.Module, input_shape: tuple[int, ...],
+                dtype: str = "float32") -> dict[str, int]:
     """Parameters, non-zero parameters and multiply-accumulates per sample (from
     ``torch.utils.flop_counter``: MACs = FLOPs / 2)."""
     params = sum(p.numel() for p in model.parameters())
@@ -86,7 +90,7 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int
     counter = FlopCounterMode(display=False)
     model.eval()
     with torch.no_grad(), counter:
-        model(torch.zeros(1, *input_shape))
+        model(torch.ones(1, *input_shape, dtype=getattr(torch, dtype)))
     return {"params": params, "nonzero_params": nonzero, "macs": counter.get_total_flops() // 2}
 
 

@@ -22,11 +22,26 @@ class ProfileSettings(BaseModel):
     min_seconds: float = Field(1.0, ge=0, description="timed seconds at least")
     max_seconds: float = Field(30.0, gt=0, description="stop after this long (min 10 runs)")
 
+    def for_task(self, throughput_batch: int | None) -> ProfileSettings:
+        """These settings with the task's throughput batch, unless one was given."""
+        if throughput_batch is None or "throughput_batch" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"throughput_batch": throughput_batch})
+
     def quick(self) -> ProfileSettings:
         """Cheaper settings for search trials (same code, fewer timed calls); finalists are
         measured again with the full settings."""
         return self.model_copy(update={"min_runs": min(self.min_runs, 100),
                                        "min_seconds": min(self.min_seconds, 0.3)})
+
+
+def random_inputs(rng: np.random.Generator, batch: int, input_shape: tuple[int, ...] | list[int],
+                  dtype: str = "float32", high: int | None = None) -> np.ndarray:
+    """Inputs to time a model with: standard normal floats, or token ids drawn in [1, high)."""
+    shape = (batch, *input_shape)
+    if dtype.startswith("int"):
+        return rng.integers(1, max(int(high or 2), 2), size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
 
 
 def time_calls(fn: Callable[[], object], settings: ProfileSettings) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Model families. Importing this package registers them."""
 
-from slimkit.models import cnn, mlp, mobile  # noqa: F401  (registers the families)
+from slimkit.models import cnn, minilm, mlp, mobile  # noqa: F401  (registers the families)
 from slimkit.models.base import (
     MODELS,
     ModelConfig,

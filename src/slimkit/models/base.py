@@ -52,17 +52,30 @@ def register_model(
     return decorate
 
 
+def get_family(name: str) -> ModelFamily:
+    """The family ``name``: registered, or a user's ``file.py:fn`` / ``module:fn``."""
+    from slimkit.models.user import family
+
+    return family(name)
+
+
 def model_config(name: str, args: dict[str, Any] | None = None) -> ModelConfig:
     """Validate ``args`` for family ``name`` (errors name the field: ``model.width: ...``)."""
-    family = MODELS.get(name)
+    family = get_family(name)
+    from slimkit.models.user import check_args, is_user_function
+
+    if is_user_function(name):  # its signature decides
+        check_args(name, dict(args or {}))
     return validate(family.config, dict(args or {}), prefix="model", error=ModelError)
 
 
 def build_model(
-    name: str, args: dict[str, Any] | None, input_shape: tuple[int, ...], num_classes: int
+    name: str, args: dict[str, Any] | None, input_shape: tuple[int, ...], num_classes: int,
+    input_dtype: str = "float32",
 ) -> nn.Module:
-    """Build family ``name`` for inputs of ``input_shape`` (without batch) and ``num_classes``."""
-    family = MODELS.get(name)
+    """Build family ``name`` for inputs of ``input_shape`` (without batch) and ``num_classes``
+    outputs, and check that it maps a batch of such inputs to ``(batch, num_classes)``."""
+    family = get_family(name)
     config = model_config(name, args)
     if len(input_shape) not in family.input_ranks:
         ranks = " or ".join(f"{r}-d" for r in family.input_ranks)
@@ -71,10 +84,17 @@ def build_model(
             f"is {tuple(input_shape)}"
         )
     model = family.build(config, tuple(input_shape), num_classes)
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(2, *input_shape))
-    if tuple(out.shape) != (2, num_classes):
-        raise ModelError(
-            f"model {name!r} outputs shape {tuple(out.shape[1:])}, expected ({num_classes},)"
-        )
+    example = torch.ones(2, *input_shape, dtype=getattr(torch, input_dtype))
+    try:
+        with torch.no_grad():
+            out = model.eval()(example)
+    except Exception as err:
+        from slimkit.usercode import describe
+
+        raise ModelError(f"model {name!r} fails on a batch of the task's inputs "
+                         f"{tuple(example.shape)} {input_dtype}: {describe(err)}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"model {name!r} outputs {got} per sample, expected ({num_classes},) "
+                         f"(the task's number of outputs)")
     return model

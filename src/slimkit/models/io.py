@@ -1,13 +1,16 @@
 """Saving and loading a model.
 
 A model whose layers still have their family's shapes is saved as weights plus the spec that
-rebuilds it (family, args, shapes) and loaded with ``weights_only=True``. A model whose tensors
-were reshaped (structured pruning) no longer matches its family's constructor, so the whole
-module is pickled; such files are only loaded from a run folder slimkit wrote.
+rebuilds it (family, args, shapes). A model whose tensors were reshaped (structured pruning), or
+a model object given to the Python API, no longer matches a constructor, so the whole module is
+pickled into ``module_bytes``. The file itself always loads with ``weights_only=True``; the
+pickled module is only unpickled from a run folder slimkit wrote, after importing the user's
+model file (named in the spec) so its classes resolve in any process.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,13 @@ MODEL_FORMAT = "slimkit-model/1"
 
 
 def _fits_family(model: nn.Module, spec: dict[str, Any]) -> bool:
+    from slimkit.models.user import is_object_family
+
+    if is_object_family(spec["family"]):  # lives in its process: keep the whole module
+        return False
     try:
         fresh = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
-                            spec["num_classes"])
+                            spec["num_classes"], spec.get("input_dtype", "float32"))
     except Exception:
         return False
     ours, theirs = model.state_dict(), fresh.state_dict()
@@ -38,9 +45,27 @@ def save_model(path: Path, model: nn.Module, spec: dict[str, Any]) -> None:
     if _fits_family(model, spec):
         payload["state_dict"] = model.state_dict()
     else:
-        payload["module"] = model
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        payload["module_bytes"] = buffer.getvalue()
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _unpickle(path: Path, data: bytes, family: str) -> nn.Module:
+    from slimkit.usercode import import_file
+
+    target = family.rpartition(":")[0]
+    if target.endswith(".py"):  # the user's classes live in their file
+        import_file(Path(target), StoreError)
+    try:
+        module = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise StoreError(f"{path}: cannot rebuild the model ({type(err).__name__}: "
+                         f"{str(err)[:200]})") from None
+    if not isinstance(module, nn.Module):
+        raise StoreError(f"{path}: not a slimkit model file")
+    return module
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -52,20 +77,23 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         payload = None
-    if payload is None:  # a pickled module (reshaped by pruning)
+    if payload is None:  # written before module_bytes: a pickled module
         try:
             payload = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as err:
             raise StoreError(f"{path}: corrupt model file ({type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise StoreError(f"{path}: not a slimkit model file")
-    spec = {k: v for k, v in payload.items() if k not in ("format", "state_dict", "module")}
+    spec = {k: v for k, v in payload.items()
+            if k not in ("format", "state_dict", "module", "module_bytes")}
+    if "module_bytes" in payload:
+        return _unpickle(path, payload["module_bytes"], spec["family"]).eval(), spec
     if "module" in payload:
         if not isinstance(payload["module"], nn.Module):
             raise StoreError(f"{path}: not a slimkit model file")
         return payload["module"].eval(), spec
     model = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
-                        spec["num_classes"])
+                        spec["num_classes"], spec.get("input_dtype", "float32"))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

@@ -11,7 +11,8 @@ from torch import nn
 
 from slimkit.atomic import write_with
 from slimkit.deploy.export import export_onnx, onnx_runner, run_onnx
-from slimkit.measure.evaluate import metrics_from_logits
+from slimkit.measure.evaluate import split_metrics
+from slimkit.measure.metrics import output_fidelity
 from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
 from slimkit.measure.timing import ProfileSettings
 from slimkit.pipeline.run import Candidate
@@ -23,8 +24,11 @@ PARITY_SAMPLES = 512
 
 def onnx_metrics(path: Path, task: Task) -> dict[str, dict[str, float]]:
     """Metrics of the deployable ONNX model on val (decides) and test (reported only)."""
+    from slimkit.measure.evaluate import batched
+
     run = onnx_runner(path)
-    return {split: metrics_from_logits(run(task.splits[split].x), task.splits[split].y)
+    return {split: split_metrics(batched(run, task.splits[split].x, tokens=task.token_inputs),
+                                 task.splits[split], task)
             for split in ("val", "test")}
 
 
@@ -36,13 +40,16 @@ def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
     ``model`` gives params and MACs; its torch eager speed is profiled unless the deployable
     ONNX model computes something torch eager does not run (int8, fp16)."""
     metrics = onnx_metrics(onnx_path, task)
-    onnx_profile = profile_onnx(onnx_path, settings, shape=task.input_shape)
+    settings = settings.for_task(task.throughput_batch)
+    onnx_profile = profile_onnx(onnx_path, settings, shape=task.input_shape,
+                                high=task.input_high)
     peak = onnx_profile.pop("peak_rss_mb")
     model_rss = onnx_profile.pop("model_rss_mb")
     profile = {
         "onnxruntime": onnx_profile,
-        "torch": profile_torch(model, task.input_shape, settings) if torch_profile else None,
-        **model_stats(model, task.input_shape),
+        "torch": profile_torch(model, task.input_shape, settings, task.input_dtype,
+                               task.input_high) if torch_profile else None,
+        **model_stats(model, task.input_shape, task.input_dtype),
         "size_bytes": onnx_path.stat().st_size,
         "gzip_size_bytes": len(gzip.compress(onnx_path.read_bytes(), compresslevel=9)),
         "peak_rss_mb": peak,
@@ -79,25 +86,24 @@ def materialize(
         artifacts = {"torch": str(torch_rel), "onnx": str(onnx_rel)}
     else:
         write_with(run_dir / onnx_rel, lambda tmp: shutil.copyfile(onnx_source, tmp))
-        export = class_agreement(model, run_dir / onnx_rel, inputs)
+        export = output_agreement(model, run_dir / onnx_rel, inputs, task.kind)
         artifacts = {"onnx": str(onnx_rel)}
     metrics, profile = measure_candidate(model, run_dir / onnx_rel, task, settings,
                                          torch_profile=onnx_source is None)
     return Candidate(
         id=cid, parent=parent, technique=technique, params=params, status="ok",
         metrics=metrics, profile=profile, artifacts=artifacts,
-        model=model_spec, training=training or {}, export=export,
+        model=model_spec, training=training or {}, parity=export,
     )
 
 
-def class_agreement(model: nn.Module, onnx_path: Path, inputs: Any) -> dict[str, Any]:
-    """How often a reduced-precision ONNX model predicts the float torch model's class."""
-    import torch
+def output_agreement(model: nn.Module, onnx_path: Path, inputs: Any,
+                     kind: str = "classification") -> dict[str, Any]:
+    """How close a reduced-precision ONNX model is to the float torch model on real inputs:
+    agreement of predicted classes, mean cosine of embeddings or relative error (by ``kind``)."""
+    from slimkit.measure.evaluate import predict
 
-    with torch.no_grad():
-        expected = model.eval()(torch.from_numpy(inputs)).numpy()
+    tokens = inputs.dtype == "int64" and inputs.ndim == 2
+    expected = predict(model, inputs, tokens=tokens)
     got = run_onnx(onnx_path, inputs)
-    diff = float(abs(got.astype("float64") - expected).max())
-    agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-    return {"format": "onnx", "check": "class_agreement", "agreement": agreement,
-            "max_abs_diff": diff, "samples": len(inputs)}
+    return {"format": "onnx", **output_fidelity(got, expected, kind)}

@@ -22,7 +22,7 @@ from slimkit.pipeline.run import Candidate, Run
 from slimkit.pipeline.select import select
 from slimkit.pipeline.store import MANIFEST, existing_run, write_manifest
 from slimkit.recipe import Recipe, load_recipe, technique_config
-from slimkit.tasks import TASKS, Task, load_task
+from slimkit.tasks import Task, load_task
 from slimkit.techniques import TECHNIQUES, Context
 from slimkit.training import TrainConfig, fit
 
@@ -58,6 +58,7 @@ def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, se
 
 def store_candidate(run: Run, candidate: Candidate) -> None:
     """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
+    candidate.run_path = run.path
     others = [c for c in run.candidates if c.id != candidate.id]
     run.candidates = sorted([*others, candidate], key=lambda c: int(c.id[1:]))
     metric, direction = run.task_spec["metric"], run.task_spec["direction"]
@@ -69,18 +70,18 @@ def store_candidate(run: Run, candidate: Candidate) -> None:
 
 def baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The seeded, untrained baseline model and its spec (raises if it does not fit the task)."""
-    family = recipe.baseline.model or TASKS.get(recipe.task).default_model
+    family = recipe.baseline.model or task.default_model
     margs = model_config(family, recipe.baseline.model_args).model_dump()
     torch.manual_seed(recipe.seed)
-    model = build_model(family, margs, task.input_shape, task.num_classes)
+    model = build_model(family, margs, task.input_shape, task.num_classes, task.input_dtype)
     return model, {"family": family, "args": margs, "input_shape": list(task.input_shape),
-                   "num_classes": task.num_classes}
+                   "num_classes": task.num_classes, "input_dtype": task.input_dtype}
 
 
 def train_baseline(recipe: Recipe, task: Task, run: Run, settings: ProfileSettings,
                     progress: bool) -> Candidate:
     model, spec = baseline_model(recipe, task)
-    train = TrainConfig(**recipe.baseline.train)
+    train = TrainConfig(**{**task.default_train, **recipe.baseline.train})
     start = time.perf_counter()
     result = fit(model, task, train, seed=recipe.seed, progress=progress, description="c0 train")
     measured = time.perf_counter()
@@ -167,7 +168,7 @@ def run_recipe(
     """
     recipe = load_recipe(recipe, overrides)
     settings = ProfileSettings(threads=recipe.threads, **recipe.profile)
-    task = load_task(recipe.task, seed=recipe.seed, cache_dir=cache_dir)
+    task = load_task(recipe.task_source(), seed=recipe.seed, cache_dir=cache_dir)
     baseline_model(recipe, task)  # a model that does not fit the task fails before any write
     run = _open(Path(out), recipe, restart)
     run.task_spec = task.spec()

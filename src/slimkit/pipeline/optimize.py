@@ -12,6 +12,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slimkit.console import err_console
 from slimkit.errors import SlimkitError
+from slimkit.measure.metrics import training_loss
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models.io import load_model
 from slimkit.pipeline.candidates import materialize
@@ -31,6 +33,7 @@ from slimkit.pipeline.engine import (
     store_candidate,
     train_baseline,
 )
+from slimkit.pipeline.python_inputs import convert
 from slimkit.pipeline.run import Candidate, Run
 from slimkit.pipeline.search import (
     OBJECTIVES,
@@ -54,7 +57,7 @@ from slimkit.studies import (
     recover_interrupted,
     upload,
 )
-from slimkit.tasks import TASKS, Task, load_task
+from slimkit.tasks import Task, load_task
 from slimkit.techniques.tune import parse_duration
 from slimkit.training import TrainConfig
 from slimkit.training.progress import CountProgress
@@ -71,6 +74,9 @@ class OptimizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str
+    data: str | None = None
+    metric: str | None = None
+    metric_direction: Literal["maximize", "minimize"] | None = None
     model: str | None = None
     model_args: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -138,8 +144,11 @@ class OptimizeConfig(BaseModel):
                 "timeout": TUNE_SHARE * self.budget_s,
                 "space": {"train.lr": {"low": train.lr / 3, "high": train.lr * 3, "log": True},
                           "train.weight_decay": {"low": 1e-5, "high": 1e-2, "log": True}}}})
+        given = {k: v for k, v in (("data", self.data), ("metric", self.metric),
+                                   ("metric_direction", self.metric_direction)) if v}
         return load_recipe({
-            "version": 1, "task": self.task, "seed": self.seed, "threads": self.threads,
+            "version": 1, "task": self.task, **given, "seed": self.seed,
+            "threads": self.threads,
             "baseline": {"model": self.model, "model_args": self.model_args,
                          "train": self.train},
             "steps": steps, "constraints": {"max_accuracy_drop": self.max_accuracy_drop},
@@ -148,6 +157,11 @@ class OptimizeConfig(BaseModel):
     def digest_fields(self) -> dict[str, Any]:
         """What a resumed run must share; budget, trial cap and finalists may change."""
         return self.model_dump(mode="json", exclude={"budget", "trials", "finalists"})
+
+
+def arch_applies(task: Task) -> bool:
+    """The efficient families take channels-first signals or images of floats."""
+    return task.input_dtype == "float32" and len(task.input_shape) in (2, 3)
 
 
 def _fmt(seconds: float) -> str:
@@ -159,13 +173,14 @@ def epoch_seconds(model: torch.nn.Module, task: Task, train: TrainConfig) -> flo
     model = model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.from_numpy(task.train.x[: train.batch_size])
-    y = torch.from_numpy(task.train.y[: train.batch_size]).long()
+    y = torch.from_numpy(task.train.y[: train.batch_size])
+    loss = training_loss(task.kind)
     times = []
     begin = time.perf_counter()
     while len(times) < 10 and (len(times) < 3 or time.perf_counter() - begin < 2.0):
         start = time.perf_counter()
         optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss(model(x), y).backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
     batches = -(-len(task.train.x) // train.batch_size) + -(-len(task.val.x) // 512)
@@ -176,7 +191,7 @@ def estimate(config: OptimizeConfig, task: Task, recipe: Recipe) -> dict[str, fl
     """Upper-bound seconds of each phase up to one search trial (early stopping only
     shortens them)."""
     model, _ = baseline_model(recipe, task)
-    train = TrainConfig(**config.train)
+    train = TrainConfig(**{**task.default_train, **config.train})
     epoch = epoch_seconds(model, task, train)
     settings = ProfileSettings(threads=config.threads, **config.profile)
     measure = 4 * max(settings.min_seconds, 0.2) + 4.0  # 2 backends x 2 batches + export
@@ -224,9 +239,16 @@ class Clock:
 
 
 def optimize(
-    task: str = "mnist1d",
+    task: str | torch.nn.Module | None = None,
     *,
     out: str | Path,
+    train: Any = None,
+    val: Any = None,
+    test: Any = None,
+    data: str | None = None,
+    metric: str | Callable[..., float] | None = None,
+    metric_direction: str | None = None,
+    example_input: Any = None,
     max_accuracy_drop: float = 0.01,
     objective: str = "latency",
     budget: str | float = "20m",
@@ -236,7 +258,7 @@ def optimize(
     trainer: dict[str, Any] | None = None,
     seed: int = 0,
     threads: int = 1,
-    tune_trials: int = 4,
+    tune_trials: int | None = None,
     trials: int | None = None,
     epochs: int = 30,
     finalists: int = 3,
@@ -256,9 +278,30 @@ def optimize(
 
     ``storage`` (an Optuna RDB URL) lets ``slimkit worker`` processes on other machines run
     trials of the same search.
+
+    Your own model and data: ``task`` may be a built-in task name, or a ``torch.nn.Module``
+    (the baseline as given: not trained unless ``trainer={"epochs": N}``; no tuning pass unless
+    ``tune_trials``) with ``train``/``val``/``test`` as ``(x, y)`` arrays, torch Datasets or
+    DataLoaders (``val`` may be None), or ``data="file.py:load_data"``; ``model`` may be
+    ``"file.py:build_model"``. ``metric`` is ``accuracy``, ``f1``, ``mse``, ``mae`` or your
+    function ``fn(outputs, targets) -> float`` (with ``metric_direction``);
+    ``max_accuracy_drop`` is in the metric's units. ``example_input`` is checked against the
+    data's input shape.
     """
-    raw = {"task": task, "model": model, "model_args": model_args or {},
-           "train": trainer or {},
+    given = convert(task, model, train, val, test, data, metric, example_input)
+    if given.is_object and storage is not None:
+        raise SlimkitError("storage: a model object lives in this process, so workers cannot "
+                           "load it; give model='file.py:build_model' to distribute a search")
+    if tune_trials is None:  # a model given as it is, or pretrained, is not retrained
+        pretrained = given.is_object or load_task(
+            {"name": given.task, "data": given.data} if given.data else given.task,
+            seed=seed, cache_dir=cache_dir).default_train.get("epochs") == 0
+        tune_trials = 0 if pretrained else 4
+    if given.is_object and trainer is None:
+        trainer = {"epochs": 0}
+    raw = {"task": given.task, "data": given.data, "metric": given.metric,
+           "metric_direction": metric_direction, "model": given.model,
+           "model_args": model_args or {}, "train": trainer or {},
            "seed": seed, "threads": threads, "max_accuracy_drop": max_accuracy_drop,
            "objective": objective, "budget": budget, "tune_trials": tune_trials,
            "trials": trials, "epochs": epochs, "finalists": finalists,
@@ -266,11 +309,11 @@ def optimize(
     if techniques is not None:
         raw["techniques"] = techniques
     config = validate(OptimizeConfig, raw, prefix="", error=SlimkitError)
-    if config.task in TASKS and config.model is None and not TASKS.get(config.task).default_model:
-        raise SlimkitError(f"task {config.task!r} has no default model; give --model (see "
-                           f"`slimkit models`)")
     recipe = config.recipe()
-    loaded = load_task(config.task, seed=config.seed, cache_dir=cache_dir)
+    loaded = load_task(recipe.task_source(), seed=config.seed, cache_dir=cache_dir)
+    if techniques is None and not arch_applies(loaded):
+        config = config.model_copy(update={"techniques": [
+            t for t in config.techniques if t != "arch"]})
     folder = Path(out)
     if existing_run(folder) is None or restart:
         check_budget(config, loaded, recipe)
@@ -363,7 +406,8 @@ class Optimizer:
             store = artifact_store(self.folder / "artifacts")
             artifact = upload(store, self.folder / reference.artifacts["torch"], study)
             train = {**self._reference_train(reference), "epochs": search.epochs}
-            setup = {"kind": "optimize", "task": self.task.name, "seed": self.config.seed,
+            setup = {"kind": "optimize", "task": self.task.source or self.task.name,
+                     "seed": self.config.seed,
                      "search": search.model_dump(mode="json"), "train": train,
                      "profile": self.settings.model_dump(),
                      "artifacts": str((self.folder / "artifacts").resolve()),

@@ -23,21 +23,40 @@ class Candidate:
     artifacts: dict[str, str] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
-    export: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)  # "export" in run.json
     flags: list[str] = field(default_factory=list)
     step: str | None = None
     feasible: bool = True
     violations: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    run_path: Path | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("run_path")
+        data["export"] = data.pop("parity")  # the run.json name (schema 1)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Candidate:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data = {("parity" if k == "export" else k): v for k, v in data.items()}
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__
+                 and k != "run_path"}
         return cls(**known)
+
+    def export(self, to: str | Path, format: str = "onnx", force: bool = False
+               ) -> dict[str, Any]:
+        """Write this candidate's deployable model to ``to`` (``onnx`` or ``torchscript``),
+        checked against the torch model on real test inputs; returns the parity record."""
+        from slimkit.api import export
+        from slimkit.errors import StoreError
+
+        if self.run_path is None:
+            raise StoreError(f"candidate {self.id} is not attached to a run folder; use "
+                             f"slimkit.export(run, to, candidate={self.id!r})")
+        return export(self.run_path, to, candidate=self.id, format=format,  # type: ignore[arg-type]
+                      force=force)
 
     def metric(self, split: str, name: str) -> float | None:
         return self.metrics.get(split, {}).get(name)
@@ -67,6 +86,7 @@ class Run:
 
         for cand in self.candidates:
             if cand.id == cid:
+                cand.run_path = self.path
                 return cand
         ids = ", ".join(c.id for c in self.candidates) or "none"
         raise StoreError(f"run {self.run!r} has no candidate {cid!r}; candidates: {ids}")
@@ -83,7 +103,10 @@ class Run:
         return self._find(self.selected_id)
 
     def _find(self, cid: str | None) -> Candidate | None:
-        return next((c for c in self.candidates if c.id == cid), None)
+        found = next((c for c in self.candidates if c.id == cid), None)
+        if found is not None:
+            found.run_path = self.path
+        return found
 
     @property
     def pareto(self) -> list[Candidate]:
@@ -117,4 +140,9 @@ class Run:
             constraints=dict(data.get("constraints", {})),
             task_spec=dict(data.get("task_spec", {})), config=dict(data.get("config", {})),
             status=data.get("status", "complete"), path=path,
-        )
+        )._attach()
+
+    def _attach(self) -> Run:
+        for cand in self.candidates:
+            cand.run_path = self.path
+        return self

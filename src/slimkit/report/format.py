@@ -28,3 +28,22 @@ def fmt_ms(ms: float | None) -> str:
 
 def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
+
+
+PERCENT_METRICS = ("accuracy", "f1", "top10")  # shares: shown in % with deltas in points
+
+
+def fmt_metric(value: float | None, metric: str) -> str:
+    """A metric value: a share in %, anything else (mse, cosine, yours) as a number."""
+    if value is None:
+        return "-"
+    return fmt_pct(value) if metric in PERCENT_METRICS else f"{value:.4f}"
+
+
+def fmt_delta(value: float | None, base: float | None, metric: str, space: str = "") -> str:
+    """``value - base``: in points for shares (``+0.4pt``), else a signed number."""
+    if value is None or base is None:
+        return "-"
+    if metric in PERCENT_METRICS:
+        return f"{100 * (value - base):+.1f}{space}pt"
+    return f"{value - base:+.4f}"

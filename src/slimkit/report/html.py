@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from slimkit.atomic import write_with
 from slimkit.pipeline.run import Candidate, Run
-from slimkit.report.format import fmt_bytes, fmt_count, fmt_ms, fmt_pct
+from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms
 
 REPORT = "report.html"
 
@@ -95,8 +95,9 @@ def summary_card(run: Run) -> str:
     rows = []
     for split in ("val", "test"):
         b, c = base.metric(split, metric), chosen.metric(split, metric)
-        delta = "" if b is None or c is None else f"{100 * (c - b):+.1f} pt"
-        rows.append((f"{split} {metric}", fmt_pct(b), fmt_pct(c), f"<small>{delta}</small>"))
+        delta = "" if b is None or c is None else fmt_delta(c, b, metric, space=" ")
+        rows.append((f"{split} {metric}", fmt_metric(b, metric), fmt_metric(c, metric),
+                     f"<small>{delta}</small>"))
     for q in ("p50", "p95"):
         rows.append((f"latency {q}, batch 1 (onnxruntime)", fmt_ms(_latency(base, q)),
                      fmt_ms(_latency(chosen, q)),

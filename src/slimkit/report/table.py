@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from slimkit.pipeline.run import Candidate, Run
-from slimkit.report.format import fmt_bytes, fmt_count, fmt_ms, fmt_pct
+from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms
 
 
 def _ort(c: Candidate, key: str) -> Any:
@@ -26,7 +26,7 @@ def _compare(c: Candidate, base: Candidate | None, metric: str) -> list[str]:
     if base is None or c.status != "ok":
         return ["-", "-", "-", "-"]
     val, base_val = c.metric("val", metric), base.metric("val", metric)
-    delta = "-" if val is None or base_val is None else f"{100 * (val - base_val):+.1f}pt"
+    delta = fmt_delta(val, base_val, metric)
     lat = (_ort(c, "latency_ms") or {}).get("p50")
     base_lat = (_ort(base, "latency_ms") or {}).get("p50")
     thr, base_thr = _ort(c, "throughput_sps"), _ort(base, "throughput_sps")
@@ -61,8 +61,8 @@ def run_table(run: Run) -> Table:
             c.id + (f" ({', '.join(marks)})" if marks else ""),
             c.parent or "-",
             c.technique,
-            f"{fmt_pct(c.metric('val', metric))} {delta}",
-            fmt_pct(c.metric("test", metric)),
+            f"{fmt_metric(c.metric('val', metric), metric)} {delta}",
+            fmt_metric(c.metric("test", metric), metric),
             f"{fmt_ms(latency.get('p50'))} {speed}",
             "-" if thr is None else f"{thr:,.0f}/s {thr_ratio}",
             fmt_ms(torch_latency.get("p50")),
@@ -168,7 +168,7 @@ def gains_line(run: Run) -> str:
     c_lat = (_ort(chosen, "latency_ms") or {}).get("p50")
     test, base_test = chosen.metric("test", metric), base.metric("test", metric)
     delta = ("" if test is None or base_test is None
-             else f", test {metric} {100 * (test - base_test):+.1f}pt")
+             else f", test {metric} {fmt_delta(test, base_test, metric)}")
     return (f"selected {chosen.id} ({label}) vs baseline {base.id}: "
             f"{_ratio(b_lat, c_lat, ' lower latency at batch 1')}, "
             f"{_ratio(_ort(chosen, 'throughput_sps'), _ort(base, 'throughput_sps'), '')} "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ from slimkit.registry import Registry
 SPLITS = ("train", "val", "test")
 
 
+KINDS = ("classification", "regression", "embedding")
+
+
 @dataclass(frozen=True)
 class Split:
-    """Inputs ``x`` (float32, shape ``(n, *input_shape)``) and integer labels ``y``."""
+    """Inputs ``x`` (shape ``(n, *input_shape)``, float32 or int64 token ids) and targets ``y``:
+    integer labels ``(n,)`` for classification, float32 ``(n, outputs)`` otherwise."""
 
     x: np.ndarray
     y: np.ndarray
@@ -29,7 +34,13 @@ class Split:
 
 @dataclass(frozen=True)
 class Task:
-    """A learning problem. ``test`` is only ever reported, never used to train, tune or select."""
+    """A learning problem. ``test`` is only ever reported, never used to train, tune or select.
+
+    ``num_classes`` is the number of outputs per sample: classes (classification), targets
+    (regression) or embedding dimensions (embedding). ``kind`` decides the training loss and the
+    standard metrics; ``metric_fn`` is a user's metric ``fn(outputs, targets) -> float``.
+    ``source`` says how to load the task again (in another process: a worker, ``export``).
+    """
 
     name: str
     splits: dict[str, Split]
@@ -39,6 +50,23 @@ class Task:
     metric: str = "accuracy"
     direction: str = "maximize"
     seed: int = 0
+    kind: str = "classification"
+    input_dtype: str = "float32"
+    input_high: int | None = None  # int64 inputs: profiled with ids drawn in [1, input_high)
+    throughput_batch: int | None = None  # the task's throughput batch (default: the profile's)
+    metric_fn: Callable[[np.ndarray, np.ndarray], float] | None = field(default=None,
+                                                                         repr=False)
+    source: dict[str, Any] = field(default_factory=dict)
+    default_train: dict[str, Any] = field(default_factory=dict)  # e.g. pretrained: epochs 0
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_classes
+
+    @property
+    def token_inputs(self) -> bool:
+        """Inputs are token ids (0 = padding) drawn from a vocabulary of ``input_high``."""
+        return self.input_dtype == "int64" and self.input_high is not None
 
     @property
     def train(self) -> Split:
@@ -56,11 +84,13 @@ class Task:
         """The input/output spec as plain data (for run.json and serving)."""
         return {
             "input_shape": list(self.input_shape),
-            "input_dtype": "float32",
+            "input_dtype": self.input_dtype,
             "num_classes": self.num_classes,
+            "kind": self.kind,
             "metric": self.metric,
             "direction": self.direction,
             "sizes": {name: len(split) for name, split in self.splits.items()},
+            "source": self.source or {"name": self.name},
         }
 
 
@@ -86,23 +116,55 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "slimkit"
 
 
-def load_task(name: str, seed: int = 0, cache_dir: str | Path | None = None) -> Task:
-    """Load the built-in task ``name`` with splits seeded by ``seed``."""
+CUSTOM = "custom"  # the task made from the user's data function (--data file.py:fn)
+
+
+def task_names() -> list[str]:
+    """Every task name a recipe or flag may give: the built-ins and ``custom``."""
+    return [*TASKS.names(), CUSTOM]
+
+
+def load_task(source: str | dict[str, Any], seed: int = 0,
+              cache_dir: str | Path | None = None) -> Task:
+    """Load a task with splits seeded by ``seed``: a built-in by name, or a source
+    ``{"name": ..., "data": "file.py:fn", "metric": ..., "direction": ...}`` as recorded in
+    ``Task.source`` (``custom`` tasks, built-ins with another metric)."""
+    source = {"name": source} if isinstance(source, str) else dict(source)
+    name = source["name"]
+    if name == CUSTOM:
+        if not source.get("data"):
+            raise TaskError("task custom needs your data: --data path/to/file.py:function")
+        from slimkit.tasks.custom import load_custom
+
+        return load_custom(source["data"], seed, source.get("metric"), source.get("direction"))
+    if source.get("data"):
+        raise TaskError(f"--data is for --task custom (or no --task), not for task {name!r}")
     spec = TASKS.get(name)()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise TaskError(f"cache folder {folder} cannot be created: {err.strerror}") from None
-    return spec.load(seed, folder)
+    task = spec.load(seed, folder)
+    metric = source.get("metric")
+    if metric and metric != task.metric:
+        from slimkit.measure.metrics import DIRECTIONS, KIND_METRICS
+
+        if metric not in KIND_METRICS[task.kind]:
+            raise TaskError(f"--metric {metric!r}: task {name} is a {task.kind} task; choose "
+                            f"{', '.join(KIND_METRICS[task.kind])}")
+        task = replace(task, metric=metric, direction=DIRECTIONS[metric])
+    return replace(task, source={"name": name, **({"metric": metric} if metric else {})})
 
 
-def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Split (x, y) into train and a stratified validation part of ``fraction``, seeded."""
+def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int,
+              stratify: bool = True) -> tuple[Split, Split]:
+    """Split (x, y) into train and a validation part of ``fraction`` (stratified by class
+    unless ``stratify`` is false), seeded."""
     from sklearn.model_selection import train_test_split
 
     x_tr, x_val, y_tr, y_val = train_test_split(
-        x, y, test_size=fraction, random_state=seed, stratify=y
+        x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
     )
     return Split(x_tr, y_tr), Split(x_val, y_val)
 

@@ -97,10 +97,12 @@ def train_student(family: str, args: dict[str, Any], teacher: torch.nn.Module | 
                   progress: bool) -> tuple[torch.nn.Module, Any]:
     """Build and train a student (distilled from ``teacher`` when given); (model, result)."""
     torch.manual_seed(context.seed)
-    student = build_model(family, args, context.task.input_shape, context.task.num_classes)
+    student = build_model(family, args, context.task.input_shape, context.task.num_classes,
+                          context.task.input_dtype)
     loss = None
     if teacher is not None:
-        loss = DistillationLoss(teacher, config.temperature, config.alpha)
+        loss = DistillationLoss(teacher, config.temperature, config.alpha,
+                                kind=context.task.kind)
     result = fit(student, context.task, config.train, seed=context.seed, progress=progress,
                  description=description, extra_loss=loss,
                  hard_weight=config.alpha if teacher is not None else 1.0)
@@ -183,7 +185,8 @@ class Arch(Technique):
         student, result = train_student(family, args, teacher, config, context,
                                         f"{context.new_id} arch best", context.progress)
         spec = {"family": family, "args": args, "input_shape": list(context.task.input_shape),
-                "num_classes": context.task.num_classes}
+                "num_classes": context.task.num_classes,
+                "input_dtype": context.task.input_dtype}
         params = {**config.model_dump(mode="json"), "best_trial": best.number,
                   "parent_latency_ms": parent_latency,
                   "pareto": [{"number": t.number, "values": t.values,

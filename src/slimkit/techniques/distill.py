@@ -81,13 +81,15 @@ class Distill(Technique):
         teacher, teacher_spec = context.load_model(context.candidates[teacher_id])
         family, args = student_spec(config, teacher_spec)
         torch.manual_seed(context.seed)
-        student = build_model(family, args, context.task.input_shape, context.task.num_classes)
+        student = build_model(family, args, context.task.input_shape, context.task.num_classes,
+                              context.task.input_dtype)
         spec = {"family": family, "args": student_spec_args(family, args),
                 "input_shape": list(context.task.input_shape),
-                "num_classes": context.task.num_classes}
+                "num_classes": context.task.num_classes,
+                "input_dtype": context.task.input_dtype}
         features: dict[str, torch.Tensor] = {}
         loss = DistillationLoss(teacher, config.temperature, config.alpha, features,
-                                config.feature_weight)
+                                config.feature_weight, kind=context.task.kind)
         layer = config.feature_layer if config.feature_weight > 0 else None
         with capture(student, layer, features, "student"), capture(
                 teacher, config.teacher_layer or layer, features, "teacher"):

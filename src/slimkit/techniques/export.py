@@ -34,5 +34,5 @@ class Export(Technique):
             record = export_torchscript(model, context.task.input_shape, context.run_dir / rel,
                                         context.task.test.x[:512])
             candidate.artifacts["torchscript"] = rel
-            candidate.export = {"onnx": candidate.export, "torchscript": record}
+            candidate.parity = {"onnx": candidate.parity, "torchscript": record}
         return candidate

@@ -19,6 +19,7 @@ from torch.nn.utils import prune as torch_prune
 
 from slimkit.errors import TechniqueError
 from slimkit.measure.compare import measurably_faster
+from slimkit.measure.metrics import training_loss
 from slimkit.measure.profile import model_stats
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
 from slimkit.training import TrainConfig, fit
@@ -138,10 +139,11 @@ def _taylor_gradients(model: nn.Module, context: Context, batches: int = 4) -> N
     model.zero_grad()
     model.train()
     x, y = context.task.train.x, context.task.train.y
+    loss = training_loss(context.task.kind)
     for i in range(batches):
         xb = torch.from_numpy(x[i * 128:(i + 1) * 128])
         yb = torch.from_numpy(y[i * 128:(i + 1) * 128])
-        nn.functional.cross_entropy(model(xb), yb).backward()
+        loss(model(xb), yb).backward()
     model.eval()
 
 
@@ -150,14 +152,14 @@ def _ratio_for_speedup(model: nn.Module, head: nn.Module, context: Context,
     """The channel ratio that reaches ``config.speedup`` in MACs (found on a copy)."""
     trial = copy.deepcopy(model)
     trial_head = classifier_head(trial, context.task.num_classes)
-    base = model_stats(model, context.task.input_shape)["macs"]
+    base = model_stats(model, context.task.input_shape, context.task.input_dtype)["macs"]
     grid = [0.02 * i for i in range(1, 48)]  # up to 94% of channels
     pruner = _pruner(trial, trial_head, context, config, grid)
     for ratio in grid:
         if config.importance == "taylor":
             _taylor_gradients(trial, context)
         pruner.step()
-        macs = model_stats(trial, context.task.input_shape)["macs"]
+        macs = model_stats(trial, context.task.input_shape, context.task.input_dtype)["macs"]
         if base / max(macs, 1) >= config.speedup:  # type: ignore[operator]
             return ratio
     raise TechniqueError(f"prune.speedup: {config.speedup}x in MACs is not reachable "
@@ -200,8 +202,14 @@ class Prune(Technique):
         config: PruneConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)
         teacher = copy.deepcopy(model) if config.distill is not None else None
+        self_pruning = callable(getattr(model, "prune_structured", None))
+        if config.mode == "structured" and self_pruning:
+            if config.speedup is not None:
+                raise TechniqueError("prune.speedup: this model prunes its own structure; "
+                                     "give prune.ratio")
+            return self._own_structure(model, spec, teacher, parent, context, config)
         head = classifier_head(model, context.task.num_classes)
-        base_macs = model_stats(model, context.task.input_shape)["macs"]
+        base_macs = model_stats(model, context.task.input_shape, context.task.input_dtype)["macs"]
         target = (config.ratio if config.speedup is None
                   else _ratio_for_speedup(model, head, context, config))
         assert target is not None
@@ -225,7 +233,8 @@ class Prune(Technique):
             history.append({"step": i + 1, "target": round(ratio, 6),
                             "sparsity": round(weight_sparsity(model, head), 6),
                             "channels": _channels(model),
-                            **model_stats(model, context.task.input_shape)})
+                            **model_stats(model, context.task.input_shape,
+                                          context.task.input_dtype)})
             if epochs[i] > 0:
                 trainings.append(self._finetune(model, teacher, context, config, epochs[i], i))
         if not structured:
@@ -244,6 +253,32 @@ class Prune(Technique):
             candidate.flags.append("no_speedup")
         return candidate
 
+    def _own_structure(self, model: nn.Module, spec: dict[str, Any], teacher: nn.Module | None,
+                       parent: Candidate, context: Context, config: PruneConfig) -> Candidate:
+        """A model that knows its structure (a transformer: attention heads and feed-forward
+        neurons) prunes itself with ``prune_structured(ratio)``; then the usual fine-tuning."""
+        dtype = context.task.input_dtype
+        base_macs = model_stats(model, context.task.input_shape, dtype)["macs"]
+        ratios = schedule_ratios(config.schedule, config.ratio or 0.0, config.steps)
+        epochs = _split(config.finetune.epochs, len(ratios))
+        history, trainings = [], []
+        start = dict(model.args)  # type: ignore[arg-type]
+        for i, ratio in enumerate(ratios):
+            shape = model.prune_structured(ratio, start)  # type: ignore[operator]
+            history.append({"step": i + 1, "target": round(ratio, 6), "structure": shape,
+                            **model_stats(model, context.task.input_shape, dtype)})
+            if epochs[i] > 0:
+                trainings.append(self._finetune(model, teacher, context, config, epochs[i], i))
+        spec = {**spec, "args": {**spec["args"], **model.args}}  # type: ignore[operator]
+        params = {**config.model_dump(), "pruning_ratio": config.ratio,
+                  "mac_speedup": round(base_macs / max(history[-1]["macs"], 1), 4),
+                  "schedule_trace": history}
+        training = trainings[-1] if trainings else {}
+        candidate = context.materialize(model, spec, params=params, training=training)
+        if not measurably_faster(candidate.profile, parent.profile, config.min_speedup - 1):
+            candidate.flags.append("no_speedup")
+        return candidate
+
     @classmethod
     def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
         return {"ratio": trial.suggest_float("prune.ratio", 0.3, 0.9, step=0.05)}
@@ -253,7 +288,8 @@ class Prune(Technique):
         train = config.finetune.model_copy(update={"epochs": epochs})
         extra, hard = None, 1.0
         if teacher is not None and config.distill is not None:
-            extra = DistillationLoss(teacher, config.distill.temperature, config.distill.alpha)
+            extra = DistillationLoss(teacher, config.distill.temperature, config.distill.alpha,
+                                     kind=context.task.kind)
             hard = config.distill.alpha
         result = fit(model, context.task, train, seed=context.seed + step,
                      progress=context.progress, description=f"{context.new_id} finetune",

@@ -9,9 +9,12 @@ most sensitive layers (measured one by one on val) until the model fits it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,9 +96,30 @@ def is_reduced(path: Path, mode: str) -> bool:
         n.op_type in QUANT_OPS for n in model.graph.node)
 
 
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """onnxruntime's quantizer writes its notes (pre-processing advice, axis warnings) to the
+    root logger; keep them off the terminal (errors still raise)."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
               exclude: list[str]) -> None:
     """Quantize ``src`` into ``dst`` (``config.per_channel`` must be decided already)."""
+    with quiet_quantizer():
+        _run_quantizer(src, dst, config, context, exclude)
+
+
+def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Context,
+                   exclude: list[str]) -> None:
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -155,9 +179,25 @@ def _toposort(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def val_accuracy(path: Path, context: Context) -> float:
-    val = context.task.val
-    return float((run_onnx(path, val.x).argmax(1) == val.y).mean())
+def val_score(path: Path, context: Context) -> float:
+    """The task's metric on val for the ONNX model at ``path``, signed so that higher is
+    better (a difference of two scores is a drop in the metric's units)."""
+    from slimkit.measure.evaluate import split_metrics
+
+    task = context.task
+    value = split_metrics(run_onnx(path, task.val.x), task.val, task)[task.metric]
+    return value if task.direction == "maximize" else -value
+
+
+@contextlib.contextmanager
+def working_directory(folder: Path) -> Iterator[None]:
+    """Run the block with ``folder`` as the current directory."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def _fallback(make: Callable[[list[str]], Path], nodes: list[str], float_acc: float,
@@ -166,11 +206,11 @@ def _fallback(make: Callable[[list[str]], Path], nodes: list[str], float_acc: fl
     sensitivity = {}
     for node in nodes:  # the accuracy lost when only this layer is quantized
         only = make([n for n in nodes if n != node])
-        sensitivity[node] = round(float_acc - val_accuracy(only, context), 6)
+        sensitivity[node] = round(float_acc - val_score(only, context), 6)
     order = sorted(nodes, key=lambda n: sensitivity[n], reverse=True)
     excluded: list[str] = []
     path = make(excluded)
-    while float_acc - val_accuracy(path, context) > budget + 1e-12 and len(excluded) < len(order):
+    while float_acc - val_score(path, context) > budget + 1e-12 and len(excluded) < len(order):
         excluded.append(order[len(excluded)])
         path = make(excluded)
     return path, excluded, sensitivity
@@ -185,7 +225,7 @@ def _choose_granularity(src: Path, folder: Path, config: QuantizeConfig,
         trial = config.model_copy(update={"per_channel": per_channel})
         out = folder / f"granularity-{int(per_channel)}.onnx"
         _quantize(src, out, trial, context, [])
-        scores[per_channel] = val_accuracy(out, context)
+        scores[per_channel] = val_score(out, context)
     return config.model_copy(update={"per_channel": scores[True] > scores[False]})
 
 
@@ -212,14 +252,27 @@ class Quantize(Technique):
         with tempfile.TemporaryDirectory(prefix="slimkit-quant-") as tmp:
             folder = Path(tmp)
             fp32 = folder / "fp32.onnx"
-            export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
+            checked = context.run_dir / parent.artifacts.get("onnx", "-")
+            if config.mode != "qat" and "torch" in parent.artifacts and checked.is_file():
+                shutil.copyfile(checked, fp32)  # the parent's export, checked against torch
+            else:
+                export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
             src = fp32
             if config.preprocess and config.mode != "fp16":
                 from onnxruntime.quantization.shape_inference import quant_pre_process
 
                 src = folder / "pre.onnx"
-                quant_pre_process(str(fp32), str(src))
+                try:  # it writes a temporary file into the current folder: keep it in ours
+                    with working_directory(folder), quiet_quantizer():
+                        quant_pre_process(str(fp32), str(src))
+                except Exception as err:  # e.g. symbolic shapes it cannot follow
+                    src = fp32
+                    params_note = f"skipped ({type(err).__name__})"
+                else:
+                    params_note = "done"
             params: dict[str, Any] = config.model_dump()
+            if config.preprocess and config.mode != "fp16":
+                params["preprocess_result"] = params_note
             exhausted = False
             if config.mode == "fp16":
                 out = folder / "fp16.onnx"
@@ -228,7 +281,7 @@ class Quantize(Technique):
                 if config.per_channel == "auto":
                     config = _choose_granularity(src, folder, config, context)
                     params["per_channel"] = config.per_channel
-                    params["per_channel_choice"] = "auto (val accuracy)"
+                    params["per_channel_choice"] = f"auto (val {context.task.metric})"
                 nodes = quantizable_nodes(src, config.op_types)
                 if not nodes:
                     kinds = ", ".join(config.op_types or QUANTIZABLE)
@@ -245,11 +298,14 @@ class Quantize(Technique):
                 budget = config.max_accuracy_drop
                 if budget is None:
                     budget = context.constraints.get("max_accuracy_drop")
-                float_acc = val_accuracy(fp32, context)
-                params["float_val_accuracy"] = float_acc
+                float_acc = val_score(fp32, context)
+                params["float_val_accuracy"] = float_acc  # signed score (see val_score)
+                params["float_val_metric"] = {context.task.metric: float_acc if
+                                              context.task.direction == "maximize"
+                                              else -float_acc}
                 params["excluded"] = []
                 if (config.fallback and budget is not None
-                        and float_acc - val_accuracy(out, context) > budget):
+                        and float_acc - val_score(out, context) > budget):
                     out, excluded, sensitivity = _fallback(make, nodes, float_acc, budget,
                                                            context)
                     params.update(excluded=excluded, sensitivity=sensitivity,

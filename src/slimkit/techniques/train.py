@@ -32,7 +32,7 @@ class Train(Technique):
 
             torch.manual_seed(context.seed)
             model = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
-                                spec["num_classes"])
+                                spec["num_classes"], spec.get("input_dtype", "float32"))
         train = TrainConfig(**config.model_dump(exclude={"from_scratch"}))
         result = fit(model, context.task, train, seed=context.seed, progress=context.progress,
                      description=f"{context.new_id} train")

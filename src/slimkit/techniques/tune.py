@@ -228,7 +228,7 @@ class Objective:
                                          self.spec)
         torch.manual_seed(self.seed)
         model = build_model(self.spec["family"], model_args, tuple(self.spec["input_shape"]),
-                            self.spec["num_classes"])
+                            self.spec["num_classes"], self.task.input_dtype)
         single = len(self.config.objectives) == 1
         metric = f"val_{self.task.metric}"
 
@@ -382,7 +382,7 @@ def open_study(config: TuneConfig, context: Context, spec: dict[str, Any], name:
         sampler=make_sampler(config, context.seed), pruner=make_pruner(config),
         directions=directions(config, context.task))
     study.set_user_attr("slimkit", {
-        "task": context.task.name, "seed": context.seed, "spec": spec,
+        "task": context.task.source or context.task.name, "seed": context.seed, "spec": spec,
         "tune": config.model_dump(mode="json"), "artifacts": str(context.run_dir / "artifacts"),
         "profile": context.settings.model_dump()})
     return study
@@ -425,7 +425,7 @@ class Tune(Technique):
         model_args, train = split_params(best_values(study, config), config, spec)
         torch.manual_seed(context.seed)
         model = build_model(spec["family"], model_args, context.task.input_shape,
-                            context.task.num_classes)
+                            context.task.num_classes, context.task.input_dtype)
         result = fit(model, context.task, train, seed=context.seed, progress=context.progress,
                      description=f"{context.new_id} retrain best")
         params = {**config.model_dump(mode="json"), "study": study_summary(study, config)}

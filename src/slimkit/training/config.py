@@ -16,7 +16,8 @@ class TrainConfig(BaseModel):
     lr: float = Field(3e-3, gt=0, le=10, description="peak learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     batch_size: int = Field(128, ge=1, le=65536, description="samples per step")
-    epochs: int = Field(60, ge=1, le=10000, description="maximum epochs")
+    epochs: int = Field(
+        60, ge=0, le=10000, description="maximum epochs (0: the model as given, not trained)")
     schedule: Literal["cosine", "step", "none"] = Field("cosine", description="LR schedule")
     step_size: int = Field(20, ge=1, description="epochs between LR drops (schedule=step)")
     gamma: float = Field(0.1, gt=0, le=1, description="LR factor per drop (schedule=step)")

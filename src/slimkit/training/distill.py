@@ -18,6 +18,17 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     reduction="batchmean") * t * t
 
 
+def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
+                     kind: str) -> torch.Tensor:
+    """The distillation term: ``kd_loss`` on logits, or for regression and embedding tasks the
+    task's own loss against the teacher's outputs (the temperature does not apply)."""
+    if kind == "classification":
+        return kd_loss(student, teacher, temperature)
+    from slimkit.measure.metrics import training_loss
+
+    return training_loss(kind)(student, teacher)
+
+
 def attention_map(features: torch.Tensor) -> torch.Tensor:
     """Zagoruyko & Komodakis attention map: mean of squares over channels, L2-normalized.
     Independent of the channel count, so student and teacher layers of any width compare."""
@@ -63,9 +74,10 @@ class DistillationLoss:
     """
 
     def __init__(self, teacher: nn.Module, temperature: float, alpha: float,
-                 features: dict[str, torch.Tensor] | None = None, feature_weight: float = 0.0
-                 ) -> None:
+                 features: dict[str, torch.Tensor] | None = None, feature_weight: float = 0.0,
+                 kind: str = "classification") -> None:
         self.teacher = teacher.eval()
+        self.kind = kind
         self.temperature = temperature
         self.alpha = alpha
         self.features = features if features is not None else {}
@@ -73,9 +85,12 @@ class DistillationLoss:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  logits: torch.Tensor) -> torch.Tensor:
+        if self.alpha >= 1.0 and self.feature_weight == 0:  # no soft term: skip the teacher
+            return logits.new_zeros(())
         with torch.no_grad():
             teacher_logits = self.teacher(x)
-        loss = (1 - self.alpha) * kd_loss(logits, teacher_logits, self.temperature)
+        loss = (1 - self.alpha) * soft_target_loss(logits, teacher_logits, self.temperature,
+                                                   self.kind)
         if self.feature_weight > 0 and "student" in self.features:
             loss = loss + self.feature_weight * feature_loss(self.features["student"],
                                                              self.features["teacher"])

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimkit.measure.evaluate import evaluate
+from slimkit.measure.evaluate import evaluate, trim_padding
+from slimkit.measure.metrics import training_loss
 from slimkit.tasks.base import Task
 from slimkit.training.config import TrainConfig
 from slimkit.training.progress import EpochProgress
@@ -98,13 +99,14 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.from_numpy(task.train.x)
     y_train = torch.from_numpy(task.train.y)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    criterion = training_loss(task.kind, config.label_smoothing)
     optimizer = make_optimizer(model, config)
     schedule = make_schedule(optimizer, config)
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
-    with EpochProgress(config.epochs, description, enabled=progress) as bar:
+    shown = progress and config.epochs > 0
+    with EpochProgress(config.epochs, description, enabled=shown) as bar:
         for epoch in range(1, config.epochs + 1):
             model.train()
             order = torch.randperm(len(y_train), generator=generator)
@@ -112,6 +114,8 @@ def fit(
             for i in range(0, len(order), config.batch_size):
                 idx = order[i : i + config.batch_size]
                 x, y = x_train[idx], y_train[idx]
+                if task.token_inputs:  # drop the padding columns every sentence shares
+                    x = torch.from_numpy(trim_padding(x.numpy()))
                 logits = model(x)
                 loss = criterion(logits, y) if hard_weight == 1.0 else (
                     hard_weight * criterion(logits, y))

@@ -1,0 +1,61 @@
+"""all-MiniLM-L6-v2 through the pipeline on a short subset (well under a minute): the
+pretrained model as the baseline, dynamic int8, measured at batch 1 and 8 with sequence 128."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import slimkit
+from slimkit.deploy.export import run_onnx
+from slimkit.models.io import load_model
+
+
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
+    recipe = {"version": 1, "task": "minilm-embed-small", "seed": 0,
+              "profile": {"warmup": 0, "min_runs": 2, "min_seconds": 0},
+              "baseline": {"model": "minilm", "train": {"epochs": 0}},
+              "steps": [{"technique": "quantize", "params": {
+                  "mode": "dynamic", "per_channel": True, "preprocess": False}}]}
+    here, cwd = Path.cwd(), tmp_path_factory.mktemp("cwd")
+    os.chdir(cwd)  # nothing may be written into the current folder (quantizer temp files)
+    try:
+        run = slimkit.run_recipe(recipe, tmp_path_factory.mktemp("minilm") / "run",
+                                 progress=False, cache_dir=cache_dir)
+    finally:
+        os.chdir(here)
+    assert list(cwd.iterdir()) == []
+    return run
+
+
+def test_pretrained_baseline_and_int8(minilm_run) -> None:
+    run = minilm_run
+    c0, c1 = run.candidates
+    assert run.task_spec["kind"] == "embedding" and run.task_spec["input_dtype"] == "int64"
+    assert c0.params["epochs"] == 0  # measured as given, not trained
+    assert c0.metrics["test"]["cosine"] > 0.9999 and c0.metrics["test"]["top10"] > 0.99
+    assert c1.metrics["val"]["cosine"] >= 0.98 and 0.0 <= c1.metrics["test"]["top10"] <= 1.0
+    assert c1.parity["check"] == "cosine" and c1.parity["cosine"] >= 0.98
+    assert c1.profile["size_bytes"] < c0.profile["size_bytes"] / 3
+    for cand in (c0, c1):
+        ort = cand.profile["onnxruntime"]
+        assert ort["latency_ms"]["batch"] == 1 and ort["throughput_batch"] == 8
+    assert c0.profile["torch"]["throughput_batch"] == 8
+    assert c0.profile["macs"] > 1e9  # 128 tokens through 6 layers
+
+
+def test_onnx_has_dynamic_batch_and_sequence(minilm_run) -> None:
+    run = minilm_run
+    ids = np.random.default_rng(0).integers(1, 30000, size=(3, 57)).astype(np.int64)
+    ids[0, 20:] = 0  # padding
+    out = run_onnx(run.path / run.candidates[0].artifacts["onnx"], ids)
+    model, _ = load_model(run.path / run.candidates[0].artifacts["torch"])
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
