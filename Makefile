@@ -37,10 +37,12 @@ browser:
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
-# two test processes (pytest-xdist), each with one intra-op thread: the 2-core budget
+# two test processes (pytest-xdist), each with one intra-op thread: the 2-core budget; tests
+# that compare measured latencies (marked serial) run afterwards with nothing beside them
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not serial"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m serial
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

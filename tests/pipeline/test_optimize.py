@@ -45,7 +45,7 @@ def _study(run_dir: Path) -> optuna.Study:
 def test_a_tight_constraint_selects_the_baseline_itself(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = optimize("mnist1d", out=tmp_path / "run", max_accuracy_drop=0.0,
-                   techniques=["arch"], trials=2, **{**TINY, "trainer": {"epochs": 20},
+                   techniques=["arch"], trials=2, **{**TINY, "trainer": {"epochs": 12},
                                                      "epochs": 1})
     study = _study(run.path)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -74,6 +74,7 @@ def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) ->
     assert "Baseline versus selected" in report and "-search: optimization history" in report
 
 
+@pytest.mark.serial  # the selection compares latencies: measured with nothing else running
 def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = optimize("mnist1d", out=out, techniques=["prune"], trials=2,

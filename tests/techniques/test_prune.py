@@ -94,6 +94,7 @@ def test_structured_iterative_with_distillation(tmp_path) -> None:
     assert run.candidate("c1").status == "ok"
 
 
+@pytest.mark.serial  # compares two latencies: measured with nothing else running
 def test_latency_gate_flags_a_no_op_prune(tmp_path) -> None:
     profile = {"min_runs": 200, "min_seconds": 0.3, "throughput_batch": 64}
     run = _run(tmp_path, {"ratio": 0.0, "finetune": {"epochs": 1, "lr": 1e-9}},
