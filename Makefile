@@ -41,7 +41,7 @@ browser:
 # that compare measured latencies (marked serial) run afterwards with nothing beside them
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 -m "not serial"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not serial"
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m serial
 
 lint: $(DEV_STAMP)

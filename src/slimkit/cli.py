@@ -45,6 +45,9 @@ Metric = Annotated[Optional[str],  # noqa: UP045
                                      "[default: the task's]")]
 MetricDirection = Annotated[Optional[str],  # noqa: UP045
                             typer.Option(help="maximize or minimize (for your own metric)")]
+TaskOption = Annotated[Optional[str],  # noqa: UP045
+                       typer.Option(help="a task from `slimkit tasks` [default: mnist1d, or "
+                                         "custom with --data]")]
 ModelOption = Annotated[Optional[str],  # noqa: UP045
                         typer.Option(help="a model from `slimkit models`, or yours: "
                                           "path/to/file.py:function [default: the task's]")]
@@ -54,9 +57,7 @@ CacheDir = Annotated[Optional[Path],  # noqa: UP045
 
 @app.command()
 def baseline(
-    task: Annotated[Optional[str],  # noqa: UP045
-                    typer.Option(help="a task from `slimkit tasks` [default: mnist1d, or "
-                                      "custom with --data]")] = None,
+    task: TaskOption = None,
     model: ModelOption = None,
     data: Data = None,
     metric: Metric = None,
@@ -140,9 +141,7 @@ def run_cmd(
 
 @app.command()
 def optimize(
-    task: Annotated[Optional[str],  # noqa: UP045
-                    typer.Option(help="a task from `slimkit tasks` [default: mnist1d, or "
-                                      "custom with --data]")] = None,
+    task: TaskOption = None,
     model: ModelOption = None,
     data: Data = None,
     metric: Metric = None,
