@@ -125,6 +125,7 @@ def test_unreachable_storage_is_a_quick_clear_error() -> None:
         open_storage("notadb://x")
 
 
+@pytest.mark.serial  # polls the study for a kill window that load can make it miss
 def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     recipe = {**BASE, "steps": [{"technique": "tune", "params": {
         "sampler": "random", "trials": 6, "pruner": "none",
