@@ -122,6 +122,18 @@ def test_datasets_and_loaders(user: Path) -> None:
     assert [len(s) for s in task.splits.values()] == [80, 30, 30]
 
 
+def test_integer_features_become_float_inputs(user: Path, monkeypatch) -> None:
+    import sys
+
+    task = _task(user, "arrays")
+    module = next(m for n, m in sys.modules.items() if n.startswith("slimkit_user_data_"))
+    monkeypatch.setattr(module, "arrays", lambda: {
+        s: (np.zeros((10, 4), np.int64), np.arange(10) % 2) for s in ("train", "val", "test")})
+    task = _task(user, "arrays")
+    assert task.input_dtype == "float32" and task.train.x.dtype == np.float32
+    assert not task.token_inputs
+
+
 def test_float_targets_make_a_regression_task(user: Path) -> None:
     task = _task(user, "regression", metric="mae")
     assert (task.kind, task.metric, task.direction, task.num_classes) == (

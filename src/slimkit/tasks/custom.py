@@ -150,7 +150,9 @@ def load_custom(data: str, seed: int, metric: str | None = None,
     splits = {}
     for name in SPLITS:
         x, y = arrays[name]
-        x = x.astype(np.int64 if np.issubdtype(x.dtype, np.integer) else np.float32)
+        # features are float32, integer ones too: int64 2-D inputs mean token ids (0 = padding)
+        # to the exporter and the evaluator, which a user's feature columns are not
+        x = x.astype(np.float32)
         if kind == "classification":
             y = y.astype(np.int64).reshape(-1)
         else:
