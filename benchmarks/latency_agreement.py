@@ -21,7 +21,8 @@ import numpy as np
 import onnxruntime as ort
 
 import slimkit
-from slimkit.measure import ProfileSettings, profile_onnx, resolve_shape
+from slimkit.measure.profile import profile_onnx, resolve_shape
+from slimkit.measure.timing import ProfileSettings
 
 
 def independent(path: Path, shape: tuple[int, ...], batch: int, threads: int) -> float:

@@ -6,32 +6,39 @@ budget; baseline and selected model are measured by the same profiler in the sam
 
 Usage: python benchmarks/optimize.py [--seeds 0,1,2] [--budget 20m] [--singles 0]
                                      [--out runs/bench-optimize]
+       python benchmarks/optimize.py --remeasure RUN [RUN ...] [--rounds 7]
+
+``--remeasure`` times finished runs' baseline and selected ONNX files again, interleaved (one
+profile of each per round, in a fresh process each, as every candidate is measured), and prints
+the median ratios: the figures of models measured side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import slimkit
-from slimkit.pipeline.optimize import optimize
+from slimkit.api import optimize
+from slimkit.measure.profile import profile_onnx
+from slimkit.measure.timing import ProfileSettings
 
 
 def row(label: str, run: Any, seconds: float) -> dict[str, Any]:
     base, chosen = run.baseline, run.selected
-    ort = lambda c, k: c.profile["onnxruntime"][k]  # noqa: E731
     return {
         "run": label, "minutes": seconds / 60, "trials": len(run.config["search"]["trials"]),
         "base_test": base.metric("test", "accuracy"),
         "sel_test": chosen.metric("test", "accuracy"),
         "chain": chosen.params.get("chain", chosen.technique),
-        "lat1": ort(base, "latency_ms")["p50"] / ort(chosen, "latency_ms")["p50"],
-        "thr256": ort(chosen, "throughput_sps") / ort(base, "throughput_sps"),
-        "size": base.profile["size_bytes"] / chosen.profile["size_bytes"],
-        "sel_lat": ort(chosen, "latency_ms")["p50"], "base_lat": ort(base, "latency_ms")["p50"],
-        "sel_size": chosen.profile["size_bytes"],
+        "lat1": base.latency_ms() / chosen.latency_ms(),
+        "thr256": chosen.throughput() / base.throughput(),
+        "size": base.size_bytes / chosen.size_bytes,
+        "sel_lat": chosen.latency_ms(), "base_lat": base.latency_ms(),
+        "sel_size": chosen.size_bytes,
     }
 
 
@@ -47,6 +54,25 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
               flush=True)
 
 
+def remeasure(folder: Path, rounds: int) -> None:
+    """Baseline and selected ONNX files of ``folder`` profiled alternately, ``rounds`` times."""
+    run = slimkit.load_run(folder)
+    base, chosen = run.baseline, run.selected
+    shape = tuple(run.task_spec["input_shape"])
+    latency: dict[str, list[float]] = {"base": [], "sel": []}
+    throughput: dict[str, list[float]] = {"base": [], "sel": []}
+    for _ in range(rounds):
+        for key, cand in (("base", base), ("sel", chosen)):
+            prof = profile_onnx(folder / cand.artifacts["onnx"], ProfileSettings(), shape=shape)
+            latency[key].append(prof["latency_ms"]["p50"])
+            throughput[key].append(prof["throughput_sps"])
+    med = statistics.median
+    print(f"| {folder} | {chosen.params.get('chain', chosen.technique)} | "
+          f"{med(latency['base']):.4f} -> {med(latency['sel']):.4f} ms "
+          f"({med(latency['base']) / med(latency['sel']):.2f}x) | "
+          f"{med(throughput['sel']) / med(throughput['base']):.2f}x | {rounds} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2")
@@ -54,7 +80,15 @@ def main() -> None:
     parser.add_argument("--singles", default="0", help="seeds for the one-technique runs")
     parser.add_argument("--single-budget", default="10m")
     parser.add_argument("--out", default="runs/bench-optimize")
+    parser.add_argument("--remeasure", nargs="+", type=Path, help="finished runs to time again")
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    if args.remeasure:
+        print("| run | selected chain | latency b=1 (median) | throughput b=256 (median) | "
+              "rounds |\n| --- | --- | ---: | ---: | ---: |")
+        for folder in args.remeasure:
+            remeasure(folder, args.rounds)
+        return
     out = Path(args.out)
     rows = []
     seeds = [int(s) for s in args.seeds.split(",") if s]

@@ -23,7 +23,7 @@ def rows(run: slimkit.Run) -> list[dict]:
     base = run.baseline
     out = []
     for c in run.candidates:
-        ratio = speedups(c.profile, base.profile)
+        ratio = speedups(c, base)
         out.append({
             "name": c.step, "id": c.id, "test": c.metrics["test"]["accuracy"],
             "val": c.metrics["val"]["accuracy"],

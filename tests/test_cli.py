@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slimkit.cli import main
-from slimkit.pipeline.run import Run
+from slimkit.core.runs import Run
 
 FAST = ["--set", "profile.min_runs=5", "--set", "profile.min_seconds=0",
         "--set", "profile.throughput_batch=16", "--quiet"]

@@ -54,7 +54,7 @@ def main() -> None:
                            epochs=10, profile=profile, out=args.out)
     chosen = run.selected
     path = Path(args.out) / "selected.onnx"
-    parity = chosen.export(path, force=True)
+    parity = slimkit.export(run, path, candidate=chosen.id, force=True)
     base = run.baseline
     print(f"baseline {base.id}: val accuracy {base.metrics['val']['accuracy']:.4f}; "
           f"selected {chosen.id} ({chosen.params.get('chain', chosen.technique)}): "

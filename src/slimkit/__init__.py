@@ -1,30 +1,36 @@
 """slimkit: make PyTorch models faster, smaller and more accurate, and prove it.
 
-The public Python API. Names are imported lazily, so ``import slimkit`` stays cheap.
+The public Python API (``slimkit.api``). Names are imported on first use, so ``import slimkit``
+stays cheap: torch and onnxruntime load in seconds, and the onnxruntime probe process must not
+load torch at all.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("slimkit")
+except PackageNotFoundError:  # run from a source tree that was not installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
-    "baseline": "slimkit.pipeline.baseline",
-    "run_recipe": "slimkit.pipeline.engine",
-    "optimize": "slimkit.pipeline.optimize",
-    "load_recipe": "slimkit.recipe",
-    "Recipe": "slimkit.recipe",
+    "baseline": "slimkit.api",
+    "run_recipe": "slimkit.api",
+    "optimize": "slimkit.api",
     "load_run": "slimkit.api",
     "export": "slimkit.api",
     "explain": "slimkit.api",
     "profile": "slimkit.api",
-    "Run": "slimkit.pipeline.run",
-    "Candidate": "slimkit.pipeline.run",
+    "load_recipe": "slimkit.pipeline.recipe",
+    "Recipe": "slimkit.pipeline.recipe",
+    "Run": "slimkit.core.runs",
+    "Candidate": "slimkit.core.runs",
     "TrainConfig": "slimkit.training.config",
     "ProfileSettings": "slimkit.measure.timing",
-    "SlimkitError": "slimkit.errors",
+    "SlimkitError": "slimkit.core.errors",
 }
 
 __all__ = [
@@ -46,14 +52,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from slimkit.api import explain, export, load_run, profile
-    from slimkit.errors import SlimkitError
+    from slimkit.api import baseline, explain, export, load_run, optimize, profile, run_recipe
+    from slimkit.core.errors import SlimkitError
+    from slimkit.core.runs import Candidate, Run
     from slimkit.measure.timing import ProfileSettings
-    from slimkit.pipeline.baseline import baseline
-    from slimkit.pipeline.engine import run_recipe
-    from slimkit.pipeline.optimize import optimize
-    from slimkit.pipeline.run import Candidate, Run
-    from slimkit.recipe import Recipe, load_recipe
+    from slimkit.pipeline.recipe import Recipe, load_recipe
     from slimkit.training.config import TrainConfig
 
 

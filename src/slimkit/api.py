@@ -1,19 +1,192 @@
-"""Python API functions that are not a pipeline step of their own."""
+"""The public Python API: every step of the workflow as a function. Runs end with their report
+(``RUN/report.html``), written here, after the pipeline is done.
+
+``serve`` (``slimkit.deploy.serve``) and ``work`` (``slimkit.pipeline.worker``, join a
+distributed search) are part of it too.
+"""
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from slimkit.atomic import write_with
-from slimkit.deploy.export import export_onnx, export_torchscript
-from slimkit.errors import StoreError
-from slimkit.measure.profile import profile_onnx, profile_torch, resolve_shape
+import torch
+
+from slimkit.core.errors import RecipeError, SlimkitError, StoreError
+from slimkit.core.manifest import prepare_folder, read_manifest
+from slimkit.core.runs import Run
+from slimkit.core.usercode import absolute, is_reference
+from slimkit.core.validation import validate
+from slimkit.deploy.export import export_candidate
+from slimkit.deploy.serve import serve
+from slimkit.measure.ort_ops import explain as summarize
+from slimkit.measure.ort_ops import op_times
+from slimkit.measure.profile import model_stats, profile_onnx, profile_torch, resolve_shape
 from slimkit.measure.timing import ProfileSettings
-from slimkit.pipeline.run import Run
-from slimkit.pipeline.store import load_model, read_manifest
-from slimkit.tasks import load_task
+from slimkit.models import load_model, model_config
+from slimkit.pipeline.engine import execute
+from slimkit.pipeline.optimize.config import OptimizeConfig
+from slimkit.pipeline.optimize.runner import SearchCallback, run_optimize
+from slimkit.pipeline.python_inputs import convert
+from slimkit.pipeline.recipe import Recipe, load_recipe
+from slimkit.pipeline.worker import work
+from slimkit.report.html import write_report
+from slimkit.tasks import CUSTOM, TASKS, load_task
+from slimkit.training import TrainConfig
+
+__all__ = ["baseline", "explain", "export", "load_run", "optimize", "profile", "run_recipe",
+           "serve", "work"]
+
+
+def baseline(
+    task: str | None = None,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    train: dict[str, Any] | TrainConfig | None = None,
+    *,
+    out: str | Path,
+    seed: int = 0,
+    threads: int = 1,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    profile: ProfileSettings | None = None,
+    data: str | None = None,
+    metric: str | None = None,
+    metric_direction: str | None = None,
+) -> Run:
+    """Train ``model`` (default: the task's) on ``task``, measure and export it into ``out``.
+
+    ``data`` (``file.py:load_data``) makes the task ``custom``; ``model`` may be
+    ``file.py:build_model``; ``metric``/``metric_direction`` pick the metric that decides.
+    The same as a recipe without steps. Returns the finished Run; its baseline and selected
+    candidate is ``c0``. A folder holding a finished run or other files is refused.
+    """
+    if isinstance(train, TrainConfig):
+        train = train.model_dump()
+    task = task or (CUSTOM if data else "mnist1d")
+    refs = {"data": data, "metric": metric, "model": model}
+    refs = {k: absolute(v) if v and is_reference(v) else v for k, v in refs.items()}
+    # validate with the names the caller used (model.width, train.lr) before the recipe does
+    if task in TASKS:
+        model_config(refs["model"] or TASKS.get(task).default_model, model_args)
+    validate(TrainConfig, dict(train or {}), prefix="train", error=RecipeError)
+    settings = profile.model_dump(exclude={"threads"}) if profile else {}
+    extra = {k: v for k, v in (("data", refs["data"]), ("metric", refs["metric"]),
+                               ("metric_direction", metric_direction)) if v}
+    recipe = load_recipe({
+        "version": 1, "task": task, **extra, "seed": seed, "threads": threads,
+        "profile": settings,
+        "baseline": {"model": refs["model"], "model_args": model_args or {},
+                     "train": train or {}},
+    })
+    prepare_folder(out)
+    run = execute(recipe, out, restart=False, progress=progress, cache_dir=cache_dir,
+                  storage=None)
+    write_report(run)
+    return run
+
+
+def run_recipe(
+    recipe: str | Path | dict[str, Any] | Recipe,
+    out: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    restart: bool = False,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    storage: str | None = None,
+) -> Run:
+    """Run (or resume) ``recipe`` into the folder ``out`` and return the finished Run.
+
+    ``storage`` is an Optuna storage URL for tune steps (default: ``out``/study.db); workers
+    started with ``slimkit worker --storage URL`` join those studies. Steps already finished
+    in ``out`` by the same recipe and seed are kept; a different recipe is refused unless
+    ``restart`` is true.
+    """
+    run = execute(load_recipe(recipe, overrides), out, restart=restart, progress=progress,
+                  cache_dir=cache_dir, storage=storage)
+    write_report(run)
+    return run
+
+
+def optimize(
+    task: str | torch.nn.Module | None = None,
+    *,
+    out: str | Path,
+    train: Any = None,
+    val: Any = None,
+    test: Any = None,
+    data: str | None = None,
+    metric: str | Callable[..., float] | None = None,
+    metric_direction: str | None = None,
+    example_input: Any = None,
+    max_accuracy_drop: float = 0.01,
+    objective: str = "latency",
+    budget: str | float = "20m",
+    techniques: list[str] | None = None,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    trainer: dict[str, Any] | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    tune_trials: int | None = None,
+    trials: int | None = None,
+    epochs: int = 30,
+    finalists: int = 3,
+    profile: dict[str, Any] | None = None,
+    storage: str | None = None,
+    restart: bool = False,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    callbacks: Sequence[SearchCallback] = (),
+) -> Run:
+    """Find the best model on ``objective`` within ``max_accuracy_drop`` (val) of the tuned
+    baseline, in about ``budget`` of wall-clock time; resumes an interrupted run in ``out``.
+
+    ``model``/``model_args`` pick the baseline (default: the task's model), ``trainer`` sets its
+    trainer options (``TrainConfig`` fields), ``techniques`` what chains may use (default:
+    every technique with a role that applies to the model; see ``slimkit techniques``),
+    ``tune_trials`` the tuning pass, ``trials`` caps the search, ``epochs`` is the training
+    length inside a trial, ``finalists`` how many of the best trials are measured in full.
+    ``callbacks`` are Optuna callbacks called after every search trial this process runs
+    (``study.stop()`` ends the search).
+
+    ``storage`` (an Optuna RDB URL) lets ``slimkit worker`` processes on other machines run
+    trials of the same search.
+
+    Your own model and data: ``task`` may be a built-in task name, or a ``torch.nn.Module``
+    (the baseline as given: not trained unless ``trainer={"epochs": N}``; no tuning pass unless
+    ``tune_trials``) with ``train``/``val``/``test`` as ``(x, y)`` arrays, torch Datasets or
+    DataLoaders (``val`` may be None), or ``data="file.py:load_data"``; ``model`` may be
+    ``"file.py:build_model"``. ``metric`` is ``accuracy``, ``f1``, ``mse``, ``mae`` or your
+    function ``fn(outputs, targets) -> float`` (with ``metric_direction``);
+    ``max_accuracy_drop`` is in the metric's units. ``example_input`` is checked against the
+    data's input shape.
+    """
+    given = convert(task, model, train, val, test, data, metric, example_input)
+    if given.is_object and storage is not None:
+        raise SlimkitError("storage: a model object lives in this process, so workers cannot "
+                           "load it; give model='file.py:build_model' to distribute a search")
+    if tune_trials is None:  # a model given as it is, or pretrained, is not retrained
+        pretrained = given.is_object or load_task(
+            {"name": given.task, "data": given.data} if given.data else given.task,
+            seed=seed, cache_dir=cache_dir).default_train.get("epochs") == 0
+        tune_trials = 0 if pretrained else 4
+    if given.is_object and trainer is None:
+        trainer = {"epochs": 0}
+    raw = {"task": given.task, "data": given.data, "metric": given.metric,
+           "metric_direction": metric_direction, "model": given.model,
+           "model_args": model_args or {}, "train": trainer or {},
+           "seed": seed, "threads": threads, "max_accuracy_drop": max_accuracy_drop,
+           "objective": objective, "budget": budget, "tune_trials": tune_trials,
+           "techniques": techniques, "trials": trials, "epochs": epochs,
+           "finalists": finalists, "profile": profile or {}}
+    config = validate(OptimizeConfig, raw, prefix="", error=SlimkitError)
+    run = run_optimize(config, out, storage=storage, restart=restart, progress=progress,
+                       cache_dir=cache_dir, callbacks=callbacks)
+    write_report(run)
+    return run
 
 
 def load_run(path: str | Path) -> Run:
@@ -33,27 +206,8 @@ def export(
     """Export a run's candidate (default: the selected one) to ``to``, checked against torch on
     the task's real test inputs. Returns the parity record."""
     run = run if isinstance(run, Run) else load_run(run)
-    cid = candidate or run.selected_id or run.baseline_id
-    if cid is None:
-        raise StoreError(f"run {run.run!r} has no finished candidate to export")
-    cand = run.candidate(cid)
-    to = Path(to)
-    if to.exists() and not force:
-        raise StoreError(f"{to} already exists; pass --force to replace it")
-    assert run.path is not None
-    if "torch" not in cand.artifacts:  # a quantized/fp16 candidate: its ONNX file is the model
-        if format != "onnx":
-            raise StoreError(f"candidate {cid} ({cand.technique}) exists only as ONNX; "
-                             f"export it with --format onnx")
-        write_with(to, lambda tmp: shutil.copyfile(run.path / cand.artifacts["onnx"], tmp))
-        return {**cand.parity, "samples": cand.parity.get("samples", 0)}
-    model, spec = load_model(run.path / cand.artifacts["torch"])
-    task = load_task(run.task_spec.get("source") or run.task, seed=run.seed, cache_dir=cache_dir)
-    inputs = task.test.x[:512]
-    shape = tuple(spec["input_shape"])
-    if format == "onnx":
-        return export_onnx(model, shape, to, inputs)
-    return export_torchscript(model, shape, to, inputs)
+    return export_candidate(run, to, candidate=candidate, format=format, force=force,
+                            cache_dir=cache_dir)
 
 
 def profile(
@@ -64,8 +218,6 @@ def profile(
     path = Path(path)
     settings = settings or ProfileSettings()
     if path.suffix == ".pt":
-        from slimkit.measure.profile import model_stats
-
         model, spec = load_model(path)
         input_shape = tuple(spec["input_shape"])
         dtype = spec.get("input_dtype", "float32")
@@ -82,11 +234,9 @@ def explain(run: str | Path | Run, candidate: str, *, batch: int = 256, runs: in
             threads: int = 1) -> dict[str, Any]:
     """Per-operator onnxruntime time of ``candidate`` next to its nearest float ancestor, the
     compute operators that stayed in float, and the Quantize/Dequantize overhead."""
-    from slimkit.measure.ort_ops import explain as summarize
-    from slimkit.measure.ort_ops import op_times
-
     run = run if isinstance(run, Run) else load_run(run)
-    assert run.path is not None
+    if run.path is None:
+        raise StoreError(f"run {run.run!r} is not in a folder")
     cand = run.candidate(candidate)
     reference = cand
     while reference.parent is not None and (reference is cand or "torch" not in

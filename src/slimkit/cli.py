@@ -1,4 +1,9 @@
-"""The command line: thin Typer commands that parse, call the public API and print."""
+"""The command line: thin Typer commands that parse, call the public API and print.
+
+Commands import the API (and the tables, which read the task registry) inside their body:
+torch, onnxruntime and optuna take seconds to load, and ``slimkit --help`` or a bad flag should
+answer at once.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
-from slimkit.console import console
-from slimkit.errors import SlimkitError
+from slimkit.core.console import console
+from slimkit.core.errors import SlimkitError
+from slimkit.core.overrides import split_baseline_overrides
+from slimkit.core.usercode import absolute, is_reference
+from slimkit.core.validation import validate
+from slimkit.measure.timing import ProfileSettings
 
 try:  # Typer >= 0.20 vendors Click; older versions use the click package
     from typer._click import exceptions as click_exceptions
@@ -77,23 +87,19 @@ def baseline(
     patience (early stopping; null = off), restore_best; --set profile.<p>=V a measurement
     setting: warmup, min_runs, min_seconds, max_seconds, batch, throughput_batch.
     """
-    from slimkit.measure.timing import ProfileSettings
-    from slimkit.overrides import split_baseline_overrides
-    from slimkit.pipeline import baseline as run_baseline
-    from slimkit.report.table import run_table
-    from slimkit.validation import validate
+    from slimkit import api
+    from slimkit.report import table as tables
 
     sections = split_baseline_overrides(set_ or [])
     settings = validate(ProfileSettings, {"threads": threads, **sections["profile"]},
                         prefix="profile", error=SlimkitError)
-    run = run_baseline(task, model, sections["model"], sections["train"], out=out, seed=seed,
+    run = api.baseline(task, model, sections["model"], sections["train"], out=out, seed=seed,
                        threads=settings.threads, cache_dir=cache_dir, progress=not quiet,
                        profile=settings, data=data, metric=metric,
                        metric_direction=metric_direction)
-    console.print(run_table(run))
+    console.print(tables.run_table(run))
     console.print(f"run written to {out}/run.json; ONNX model: "
-                  f"{out}/{run.candidates[0].artifacts['onnx']}")
-
+                  f"{out}/{run.candidates[0].artifacts['onnx']}; report: {out}/report.html")
 
 
 @app.command("run")
@@ -122,18 +128,17 @@ def run_cmd(
     A recipe of your own data says `task: custom`, `data: data.py:load_data` and `model:
     model.py:build_model` (paths relative to the recipe); --data and --model replace them
     (paths relative to the current folder)."""
-    from slimkit.pipeline.engine import run_recipe
-    from slimkit.report.table import run_table
-    from slimkit.usercode import absolute, is_reference
+    from slimkit import api
+    from slimkit.report import table as tables
 
     overrides = list(set_ or [])
     if data is not None:
         overrides += ["task=custom", f"data={absolute(data) if is_reference(data) else data}"]
     if model is not None:
         overrides.append(f"baseline.model={absolute(model) if is_reference(model) else model}")
-    run = run_recipe(recipe, out, overrides=overrides, restart=restart, progress=not quiet,
+    run = api.run_recipe(recipe, out, overrides=overrides, restart=restart, progress=not quiet,
                      cache_dir=cache_dir, storage=storage)
-    console.print(run_table(run))
+    console.print(tables.run_table(run))
     selected = run.selected_id or "none (no candidate meets every constraint)"
     console.print(f"selected: {selected}; run written to {out}/run.json; report: "
                   f"{out}/report.html")
@@ -155,9 +160,9 @@ def optimize(
     ] = "latency",
     budget: Annotated[str, typer.Option(help="wall-clock limit of the whole command, e.g. "
                                              "20m, 1h (kept across resumes)")] = "20m",
-    techniques: Annotated[str, typer.Option(
-        help="what chains may use (comma-separated): prune, distill, arch, quantize")
-    ] = "prune,distill,arch,quantize",
+    techniques: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="what chains may use, comma-separated: techniques with a role in `slimkit "
+             "techniques` [default: every one that applies to the model]")] = None,
     tune_trials: Annotated[Optional[int],  # noqa: UP045
                            typer.Option(help="tuning trials for the baseline (0: none) "
                                              "[default: 4; 0 for a pretrained model]")] = None,
@@ -178,27 +183,27 @@ def optimize(
 ) -> None:
     """Find the fastest (or smallest) model within an accuracy budget.
 
-    Trains the baseline with a short tuning pass, searches chains of techniques (structured
-    pruning, distillation into a smaller student or an efficient architecture, then none /
-    dynamic / static / QAT int8 quantization) with a constrained multi-objective Optuna study,
-    measures the best finalists in full and selects the best feasible one. Resumes after a kill;
-    `slimkit worker --storage URL` on other machines joins the search.
+    Trains the baseline with a short tuning pass, searches chains of the registered techniques
+    (one per role: what compresses the float model, then what lowers its precision; see `slimkit
+    techniques`) with a constrained multi-objective Optuna study, measures the best finalists
+    in full and selects the best feasible one. Resumes after a kill; `slimkit worker --storage
+    URL` on other machines joins the search.
     """
-    from slimkit.overrides import split_baseline_overrides
-    from slimkit.pipeline.optimize import optimize as run_optimize
-    from slimkit.report.table import gains_line, run_table
+    from slimkit import api
+    from slimkit.report import table as tables
 
     sections = split_baseline_overrides(set_ or [])
-    names = [t.strip() for t in techniques.split(",") if t.strip()]
-    run = run_optimize(task, out=out, data=data, metric=metric,
+    names = None if techniques is None else [t.strip() for t in techniques.split(",")
+                                             if t.strip()]
+    run = api.optimize(task, out=out, data=data, metric=metric,
                        metric_direction=metric_direction, max_accuracy_drop=max_accuracy_drop,
                        objective=objective, budget=budget, techniques=names, model=model,
                        model_args=sections["model"], trainer=sections["train"], seed=seed,
                        threads=threads, tune_trials=tune_trials, trials=trials, epochs=epochs,
                        finalists=finalists, profile=sections["profile"], storage=storage,
                        restart=restart, progress=not quiet, cache_dir=cache_dir)
-    console.print(run_table(run))
-    console.print(gains_line(run))
+    console.print(tables.run_table(run))
+    console.print(tables.gains_line(run))
     console.print(f"report: {out}/report.html (and {out}/run.json; `slimkit show {out}`); "
                   f"selected ONNX model: "
                   f"{out}/{run.selected.artifacts['onnx'] if run.selected else '-'}")
@@ -206,8 +211,6 @@ def optimize(
 
 def _default_text(field: Any) -> str:
     """A field's default; nested configs show only what differs from their own defaults."""
-    from pydantic import BaseModel
-
     value = field.default_factory() if field.default_factory is not None else field.default
     if isinstance(value, BaseModel):
         changed = value.model_dump(exclude_defaults=True)
@@ -217,16 +220,18 @@ def _default_text(field: Any) -> str:
 
 @app.command()
 def techniques() -> None:
-    """List the techniques and their parameters with defaults."""
+    """List the techniques, their role in a searched chain and their parameters with defaults."""
     from slimkit.techniques import TECHNIQUES
 
-    table = Table(title="techniques")
-    for col in ("name", "description", "parameters (defaults)"):
+    table = Table(title="techniques",
+                  caption="`slimkit optimize --techniques` chains those with a role: one per "
+                          "role, compress then precision")
+    for col in ("name", "role", "description", "parameters (defaults)"):
         table.add_column(col)
     for name in TECHNIQUES.names():
         cls = TECHNIQUES.get(name)
         params = ", ".join(f"{k}={_default_text(f)}" for k, f in cls.Config.model_fields.items())
-        table.add_row(name, cls.description, params)
+        table.add_row(name, cls.role or "-", cls.description, params)
     console.print(table)
 
 
@@ -236,21 +241,30 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print run.json")] = False,
 ) -> None:
     """Show a run's candidates and measurements (--json: the run.json manifest)."""
-    from slimkit.api import load_run
-    from slimkit.report.table import gains_line, run_table, search_table, study_tables
+    from slimkit import api
+    from slimkit.report import table as tables
 
-    loaded = load_run(run)
+    loaded = api.load_run(run)
     if as_json:
         assert loaded.path is not None
         sys.stdout.write((loaded.path / "run.json").read_text())
         return
-    console.print(run_table(loaded))
-    for table in study_tables(loaded):
+    console.print(tables.run_table(loaded))
+    if loaded.running:
+        from slimkit.core.studies import owner_alive
+
+        now = loaded.running
+        where = f"{now.get('candidate')} (step {now.get('step')}) since {now.get('since')}"
+        alive = owner_alive(str(now.get("worker", "")))
+        console.print(f"interrupted while computing {where}; run the same command to resume"
+                      if alive is False else f"computing {where}"
+                      + (" on another machine" if alive is None else ""))
+    for table in tables.study_tables(loaded):
         console.print(table)
-    search = search_table(loaded)
+    search = tables.search_table(loaded)
     if search is not None:
         console.print(search)
-        console.print(gains_line(loaded))
+        console.print(tables.gains_line(loaded))
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:
@@ -273,20 +287,19 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Measure latency, throughput, size and memory of any ONNX file (or slimkit model.pt)."""
-    from slimkit.api import profile as run_profile
-    from slimkit.measure.timing import ProfileSettings
-    from slimkit.report.table import profile_table
+    from slimkit import api
+    from slimkit.report import table as tables
 
     batches = _parse_ints(batch, "--batch")
     if len(batches) > 2:
         raise SlimkitError(f"--batch {batch!r}: give one or two sizes (latency,throughput)")
     settings = ProfileSettings(threads=threads, batch=batches[0], throughput_batch=batches[-1])
     dims = _parse_ints(shape, "--shape") if shape else None
-    result = run_profile(model, settings, dims)
+    result = api.profile(model, settings, dims)
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    console.print(profile_table(f"{model} · {result['backend']} · input "
+    console.print(tables.profile_table(f"{model} · {result['backend']} · input "
                                 f"{tuple(result['input_shape'])}", result))
 
 
@@ -301,11 +314,9 @@ def export(
     cache_dir: CacheDir = None,
 ) -> None:
     """Export a candidate to ONNX or TorchScript, checked against the torch model."""
-    from slimkit.api import export as run_export
+    from slimkit import api
 
-    if format not in ("onnx", "torchscript"):
-        raise SlimkitError(f"--format {format!r}: choose onnx or torchscript")
-    parity = run_export(run, to, candidate=candidate, format=format,  # type: ignore[arg-type]
+    parity = api.export(run, to, candidate=candidate, format=format,  # type: ignore[arg-type]
                         force=force, cache_dir=cache_dir)
     if parity.get("check") == "class_agreement":
         console.print(f"wrote {to} ({format}); predicted classes agree with the float model on "
@@ -330,9 +341,9 @@ def explain_cmd(
 ) -> None:
     """Why a quantized candidate is (or isn't) faster: per-operator onnxruntime time next to
     its float ancestor, operators left in float, Quantize/Dequantize overhead."""
-    from slimkit.api import explain
+    from slimkit import api
 
-    result = explain(run, candidate, batch=batch, threads=threads)
+    result = api.explain(run, candidate, batch=batch, threads=threads)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -375,9 +386,9 @@ def worker(
 ) -> None:
     """Join a distributed search (a tune step or `slimkit optimize`) and run trials until its
     budget or deadline is spent."""
-    from slimkit.pipeline.worker import work
+    from slimkit import api
 
-    result = work(run, storage, study=study, wait_s=wait, follow_s=follow, cache_dir=cache_dir,
+    result = api.work(run, storage, study=study, wait_s=wait, follow_s=follow, cache_dir=cache_dir,
                   artifacts=artifacts, progress=not quiet)
     console.print(f"study {result['study']}: this worker ran {result['ran']} trial(s); "
                   f"{result['counted']}/{result['budget']} complete or pruned")
@@ -396,7 +407,7 @@ def dashboard(
     except ImportError:
         raise SlimkitError("optuna-dashboard is not installed; pip install "
                            "'slimkit[dashboard]'") from None
-    from slimkit.studies import default_url, open_storage
+    from slimkit.core.studies import default_url, open_storage
 
     url = storage or default_url(run)
     if storage is None and not (run / "study.db").is_file():
@@ -410,10 +421,10 @@ def report(
     run: Annotated[Path, typer.Argument(help="a run folder")],
 ) -> None:
     """Write RUN/report.html: one self-contained page (plots embedded, works offline)."""
-    from slimkit.api import load_run
+    from slimkit import api
     from slimkit.report.html import write_report
 
-    console.print(f"report written to {write_report(load_run(run))}")
+    console.print(f"report written to {write_report(api.load_run(run))}")
 
 
 @app.command()
@@ -429,14 +440,14 @@ def serve(
     threads: Threads = 1,
 ) -> None:
     """Serve a model over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz, /docs."""
-    from slimkit.deploy.serve import serve as run_server
+    from slimkit import api
 
     def ready(served: Any) -> None:
         which = served.metadata.get("candidate") or served.path.name
         console.print(f"serving {which} ({served.path}) on http://{host}:{port} (OpenAPI at "
                       f"/docs; Ctrl-C to stop)")
 
-    run_server(target, candidate=candidate, host=host, port=port, max_batch=max_batch,
+    api.serve(target, candidate=candidate, host=host, port=port, max_batch=max_batch,
                threads=threads, on_ready=ready)
 
 
@@ -476,7 +487,7 @@ def models() -> None:
 
 def _version(value: bool) -> None:
     if value:
-        from slimkit import __version__
+        from slimkit import __version__  # the package root reads the installed version
 
         print(f"slimkit {__version__}")
         raise typer.Exit()
@@ -503,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     except SlimkitError as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
-    except (click_exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
     return result if isinstance(result, int) else 0

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from slimkit.deploy import check_onnx, export_onnx, export_torchscript, run_onnx
-from slimkit.errors import ExportError
+from slimkit.core.errors import ExportError
+from slimkit.measure.onnx import check_onnx, export_onnx, run_onnx
+from slimkit.measure.torchscript import export_torchscript
 
 
 def _model() -> nn.Module:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slimkit.deploy.export import run_onnx
+from slimkit.measure.onnx import run_onnx
 from slimkit.tasks import load_task
 
 

@@ -1,16 +1,27 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from slimkit.deploy import export_onnx
-from slimkit.errors import StoreError
-from slimkit.measure import ProfileSettings, environment, model_stats, profile_onnx, profile_torch
-from slimkit.measure.profile import resolve_shape
+from slimkit.core.errors import StoreError
+from slimkit.measure import profile as profile_module
+from slimkit.measure.onnx import export_onnx
+from slimkit.measure.profile import (
+    ISA_FEATURES,
+    cpu_features,
+    environment,
+    model_stats,
+    profile_onnx,
+    profile_torch,
+    resolve_shape,
+)
+from slimkit.measure.timing import ProfileSettings, time_calls
 
 
 @pytest.fixture
@@ -47,10 +58,19 @@ def test_torch_profile_restores_threads(fast_profile) -> None:
     assert torch.get_num_threads() == before
 
 
-def test_timing_honours_min_runs_and_min_seconds(onnx_file: Path) -> None:
-    settings = ProfileSettings(warmup=0, min_runs=3, min_seconds=0.3, throughput_batch=4)
-    result = profile_onnx(onnx_file, settings)
-    assert result["latency_ms"]["runs"] > 3  # 3 calls of a tiny model take far less than 0.3 s
+def test_timing_honours_min_runs_and_min_seconds() -> None:
+    """Injected clocks: each call takes 0.1 s, so 3 runs take 0.3 s; timing stops at the later of
+    min_runs and min_seconds whatever the machine."""
+    calls: list[int] = []
+    settings = ProfileSettings(warmup=2, min_runs=3, min_seconds=0.95, throughput_batch=4)
+    with patch("slimkit.measure.timing.time.perf_counter",
+               side_effect=(0.05 * i for i in itertools.count())):
+        times = time_calls(lambda: calls.append(1), settings)
+    assert len(times) == 10 and len(calls) == 12  # 10 timed (1 s) after 2 warm-up calls
+    with patch("slimkit.measure.timing.time.perf_counter",
+               side_effect=(0.05 * i for i in itertools.count())):
+        times = time_calls(lambda: None, settings.model_copy(update={"min_runs": 20}))
+    assert len(times) == 20  # min_runs is the later bound here
 
 
 def test_model_stats_count_params_nonzeros_and_macs() -> None:
@@ -73,6 +93,16 @@ def test_environment_records_versions() -> None:
     assert env["threads"] == 2 and env["torch"].startswith("2.13.0")
     for key in ("cpu", "python", "onnxruntime", "onnx", "numpy", "slimkit"):
         assert env[key]
+    assert set(env["cpu_features"]) <= set(ISA_FEATURES)
+
+
+def test_cpu_features_are_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = {"model name": "Some CPU", "flags": "fpu sse2 avx2 fma avx512f avx512_vnni amx_int8"}
+    monkeypatch.setattr(profile_module, "_cpuinfo", lambda: info)
+    assert cpu_features() == ["avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"]
+    assert profile_module.cpu_model() == "Some CPU"
+    monkeypatch.setattr(profile_module, "_cpuinfo", lambda: {"Features": "fp asimd asimddp"})
+    assert cpu_features() == ["asimd", "asimddp"]
 
 
 def test_corrupt_and_missing_onnx_files_are_clear_errors(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from slimkit.errors import ModelError
-from slimkit.models.base import build_model
+from slimkit.core.errors import ModelError
+from slimkit.models import build_model
 from slimkit.models.minilm import MiniLM, model_path, spaced
 from slimkit.tasks.minilm import sentences, tokenize
 

@@ -16,19 +16,16 @@ import optuna
 import pytest
 import torch
 
+from slimkit.api import optimize
 from slimkit.cli import main
-from slimkit.deploy.export import run_onnx
-from slimkit.models.io import load_model
-from slimkit.pipeline.optimize import optimize
-from slimkit.pipeline.search import (
-    SearchConfig,
-    fresh_chain,
-    is_new,
-    sample_chain,
-    seed_chains,
-)
-from slimkit.studies import default_url
+from slimkit.core.studies import default_url
+from slimkit.measure.onnx import run_onnx
+from slimkit.models import load_model
+from slimkit.pipeline.optimize import budget, runner
+from slimkit.pipeline.search.chains import fresh_chain, sample_chain, seed_chains
+from slimkit.pipeline.search.records import is_new
 from slimkit.tasks import load_task
+from slimkit.techniques import SearchSpec
 
 from ..conftest import FAST_PROFILE
 
@@ -74,14 +71,14 @@ def test_a_loose_constraint_selects_a_feasible_searched_model(tmp_path: Path) ->
     assert "Baseline versus selected" in report and "-search: optimization history" in report
 
 
-@pytest.mark.serial  # the selection compares latencies: measured with nothing else running
 def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    first = optimize("mnist1d", out=out, techniques=["prune"], trials=2,
+    # the objective is the file size: which candidate wins does not depend on the CPU
+    first = optimize("mnist1d", out=out, techniques=["prune"], trials=2, objective="size",
                      max_accuracy_drop=0.9, **TINY)
     trials_before = [(t.number, t.params) for t in _study(out).trials]
     c0_before = first.candidate("c0").to_dict()
-    second = optimize("mnist1d", out=out, techniques=["prune"], trials=4,
+    second = optimize("mnist1d", out=out, techniques=["prune"], trials=4, objective="size",
                       max_accuracy_drop=0.9, **TINY)
     study = _study(out)
     assert sum(is_new(t) for t in study.trials) == 4  # repeats of a measured chain not counted
@@ -89,6 +86,7 @@ def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path
     assert second.candidate("c0").to_dict() == c0_before  # the baseline was not retrained
     chosen = second.selected
     assert chosen is not None and chosen.id != "c0" and chosen.technique == "prune"
+    assert chosen.size_bytes == min(c.size_bytes for c in second.candidates if c.feasible)
     model, _ = load_model(out / chosen.artifacts["torch"])
     x = load_task("mnist1d").test.x[:256]
     with torch.no_grad():
@@ -96,14 +94,22 @@ def test_a_resumed_search_continues_and_the_selected_onnx_matches_torch(tmp_path
     assert np.abs(run_onnx(out / chosen.artifacts["onnx"], x) - expected).max() <= 1e-4
 
 
-def test_the_budget_stops_the_search(tmp_path: Path) -> None:
+def test_the_budget_stops_the_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what is left of the budget when the search starts is given (8 s), and so is the up-front
+    # estimate: the deadline logic is tested the same on a fast or a slow, loaded machine
+    monkeypatch.setattr(budget, "epoch_seconds", lambda *args: 0.05)
+    monkeypatch.setattr(budget.Clock, "left", lambda self: 8.0)
+    monkeypatch.setattr(runner, "reserve", lambda *args: 0.0)
     run = optimize("mnist1d", out=tmp_path / "run", techniques=["prune", "quantize"],
-                   **{**TINY, "budget": "45s", "finalists": 1})
+                   **{**TINY, "finalists": 1})
     study = _study(run.path)
     deadline = study.user_attrs["slimkit"]["deadline"]
-    started = [t.datetime_start.timestamp() for t in study.trials if t.datetime_start]
-    assert started and max(started) <= deadline  # no trial began after the deadline
+    worked = [t for t in study.trials if not t.user_attrs.get("budget_reached")]
+    assert worked and all(t.datetime_start.timestamp() <= deadline for t in worked)
+    late = [t for t in study.trials if t.user_attrs.get("budget_reached")]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in late)  # ended at once
     assert run.status == "complete" and run.config["optimize_spent_s"] > 0
+    assert run.config["search"]["stopped"] == "deadline"
 
 
 def test_a_killed_search_resumes_with_its_trials(tmp_path: Path) -> None:
@@ -116,12 +122,15 @@ def test_a_killed_search_resumes_with_its_trials(tmp_path: Path) -> None:
     proc = subprocess.Popen([*cmd, "--trials", "50"], env=os.environ.copy())
     manifest = out / "run.json"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:  # until 2 trials are recorded
         if manifest.is_file():
             trials = json.loads(manifest.read_text()).get("config", {}).get("search", {})
             if len(trials.get("trials", [])) >= 2:
                 break
         time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the search recorded no 2 trials before it ended or 240 s passed")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = json.loads(manifest.read_text())
@@ -138,25 +147,60 @@ def test_a_killed_search_resumes_with_its_trials(tmp_path: Path) -> None:
     assert final["selected"] is not None
 
 
-def test_chains_follow_the_allowed_techniques() -> None:
-    spec = {"family": "cnn1d", "args": {"width": 16, "depth": 2}}
-    train = {"epochs": 1}
-    for techniques, allowed in ((["prune"], {("prune",)}),
-                                (["quantize"], {("quantize",)}),
-                                (["distill", "quantize"], {("distill",), ("distill", "quantize"),
-                                                           ("quantize",)})):
-        config = SearchConfig(techniques=techniques)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0),
-                                    directions=["maximize", "minimize"])
-        for params in seed_chains(config, spec):
-            study.enqueue_trial(params)
-        seen = set()
-        for _ in range(12):
-            trial = study.ask()
-            chain = sample_chain(trial, config, spec, train)
-            seen.add(tuple(link["link"] for link in chain))
-            study.tell(trial, [0.5, 1.0])
-        assert seen == allowed, techniques
+SPEC = SearchSpec(model={"family": "cnn1d", "args": {"width": 16, "depth": 2},
+                         "input_shape": [1, 40], "num_classes": 10, "input_dtype": "float32"},
+                  train={"epochs": 1})
+
+
+@pytest.mark.parametrize(("techniques", "allowed"), [
+    (["prune"], {("prune",)}),
+    (["quantize"], {("quantize",)}),
+    (["distill", "quantize"], {("distill",), ("distill", "quantize"), ("quantize",)}),
+    (["arch", "prune", "quantize"], {("arch",), ("prune",), ("arch", "quantize"),
+                                     ("prune", "quantize"), ("quantize",)}),
+])
+def test_chains_follow_the_allowed_techniques(techniques: list[str], allowed: set) -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0),
+                                directions=["maximize", "minimize"])
+    for params in seed_chains(techniques, SPEC):
+        study.enqueue_trial(params)
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        chain = sample_chain(trial, techniques, SPEC)
+        seen.add(tuple(link.technique for link in chain))
+        study.tell(trial, [0.5, 1.0])
+    assert seen == allowed
+
+
+def test_seed_chains_come_from_the_techniques_own_seeds() -> None:
+    seeds = seed_chains(["arch", "distill", "prune", "quantize"], SPEC)
+    assert seeds[0] == {"compress": "arch", "arch.family": "mobilenet", "arch.width_mult": 0.5,
+                        "arch.depth": 3, "arch.kernel_size": 5, "arch.expansion": 4,
+                        "arch.head": "flatten", "precision": "none"}
+    assert {"compress": "prune", "prune.ratio": 0.75, "precision": "quantize",
+            "quantize.mode": "static"} in seeds
+    assert seeds[-1] == {"compress": "none", "quantize.mode": "static"}
+    assert len(seeds) == len({json.dumps(s, sort_keys=True) for s in seeds}) == 5
+    tabular = SearchSpec(model={**SPEC.model, "input_shape": [10]})  # arch does not apply
+    assert not any(s.get("compress") == "arch" for s in seed_chains(["arch", "prune"], tabular))
+
+
+@pytest.mark.parametrize("techniques", [
+    ["arch", "distill", "prune", "quantize"], ["arch", "distill", "prune"], ["prune"],
+    ["quantize"], ["distill", "quantize"]])
+def test_every_seed_chain_is_sampled_as_itself(techniques: list[str]) -> None:
+    """A seed names its parameters as the sampler does, with or without a precision role."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1),
+                                directions=["maximize", "minimize"])
+    seeds = seed_chains(techniques, SPEC)
+    for params in seeds:
+        study.enqueue_trial(params)
+    for params in seeds:
+        trial = study.ask()
+        sample_chain(trial, techniques, SPEC)
+        assert trial.params == params
+        study.tell(trial, [0.5, 1.0])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -164,7 +208,9 @@ def test_chains_follow_the_allowed_techniques() -> None:
                                       "equal to 0"),
     (["--max-accuracy-drop", "1"], "max_accuracy_drop: input should be less than 1"),
     (["--objective", "speed"], "objective: input should be 'latency', 'size' or 'throughput'"),
-    (["--techniques", "prune,magic"], "techniques[1]: input should be 'prune'"),
+    (["--techniques", "prune,magic"], "technique 'magic' is unknown; a search chains: arch, "
+                                      "distill, prune, quantize"),
+    (["--techniques", "tune"], "technique 'tune' has no role in a chain"),
     (["--budget", "soon"], "budget: "),
     (["--budget", "5s"], "--budget 5s: cannot fit one search trial; the estimate is"),
 ])
@@ -195,16 +241,31 @@ def test_a_worker_process_joins_the_search(tmp_path: Path) -> None:
          "--wait", "120", "--follow", "0", "--quiet"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True, env=os.environ.copy())
+    mine = 0
+
+    def until_the_worker_finished_one(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+        """The search goes on until a trial of the worker is complete (the condition the
+        storage records), not for a time: on a fast machine the worker may start late."""
+        nonlocal mine
+        mine += 1
+        done = [t for t in study.get_trials(deepcopy=False) if is_new(t)
+                and t.user_attrs.get("worker", "").endswith(f":{worker.pid}")]
+        if done or mine >= 60:
+            study.stop()
+
     try:
         run = optimize("mnist1d", out=tmp_path / "run", techniques=["prune", "quantize"],
-                       trials=6, storage=url, max_accuracy_drop=0.9, **TINY)
+                       storage=url, max_accuracy_drop=0.9,
+                       callbacks=[until_the_worker_finished_one], **TINY)
         out, err = worker.communicate(timeout=120)
     finally:
         worker.kill()
     assert worker.returncode == 0, err
     study = optuna.load_study(study_name=run.config["search"]["study"], storage=url)
-    owners = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials}
-    assert str(worker.pid) in owners and str(os.getpid()) in owners
+    owners = {t.user_attrs.get("worker", "").rsplit(":", 1)[-1] for t in study.trials
+              if is_new(t)}
+    assert str(worker.pid) in owners, f"no complete trial of the worker after {mine} of ours"
+    assert str(os.getpid()) in owners
     assert "this worker ran" in out and run.status == "complete"
 
 
@@ -223,17 +284,16 @@ def test_the_tuning_pass_gives_the_reference_once(tmp_path: Path) -> None:
 
 
 def test_a_fresh_chain_is_one_not_measured_yet() -> None:
-    spec, train = {"family": "cnn1d", "args": {"width": 16}}, {"epochs": 1}
-    config = SearchConfig(techniques=["quantize"])  # three chains: dynamic, static, qat
+    techniques = ["quantize"]  # three chains: dynamic, static, qat
     study = optuna.create_study(directions=["maximize", "minimize"])
     for mode in ("dynamic", "static"):
         study.enqueue_trial({"quantize.mode": mode})
         trial = study.ask()
-        sample_chain(trial, config, spec, train)
+        sample_chain(trial, techniques, SPEC)
         study.tell(trial, [0.5, 1.0])
-    assert fresh_chain(study, config, spec, train, seed=0) == {"quantize.mode": "qat"}
+    assert fresh_chain(study, techniques, SPEC, seed=0) == {"quantize.mode": "qat"}
     study.enqueue_trial({"quantize.mode": "qat"})
     trial = study.ask()
-    sample_chain(trial, config, spec, train)
+    sample_chain(trial, techniques, SPEC)
     study.tell(trial, [0.5, 1.0])
-    assert fresh_chain(study, config, spec, train, seed=0) is None  # the space is exhausted
+    assert fresh_chain(study, techniques, SPEC, seed=0) is None  # the space is exhausted

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from slimkit.api import load_run
 from slimkit.cli import main
-from slimkit.pipeline.run import Run
+from slimkit.core.runs import Run
 from slimkit.report.html import render, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

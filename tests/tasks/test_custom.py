@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slimkit.cli import main
-from slimkit.errors import TaskError
+from slimkit.core.errors import TaskError
 from slimkit.tasks import load_task
 
 FAST = ["--set", "profile.min_runs=5", "--set", "profile.min_seconds=0",
@@ -168,10 +168,8 @@ def test_user_metric_needs_a_direction_and_a_number(user: Path) -> None:
     with pytest.raises(TaskError, match="give its direction with --metric-direction"):
         _task(user, "arrays", metric=f"{user}/metric.py:recall")
     task = _task(user, "arrays", metric=f"{user}/metric.py:text", direction="maximize")
-    from slimkit.measure.metrics import task_metrics
-
     with pytest.raises(TaskError, match=r"metric\.py:text must return a number, got str"):
-        task_metrics(np.zeros((4, 2), np.float32), np.zeros(4, np.int64), task)
+        task.score(np.zeros((4, 2), np.float32), np.zeros(4, np.int64))
 
 
 def _run(capsys, *args: str) -> tuple[int, str]:
@@ -224,7 +222,7 @@ def test_cli_baseline_with_user_model_data_and_metric(capsys, user: Path, monkey
     assert c0.model["family"] == f"{user}/model.py:build" and c0.model["args"] == {"width": 8}
     # the data is found again from another folder (the reference is absolute)
     monkeypatch.chdir("/")
-    parity = c0.export(user / "model.onnx")
+    parity = slimkit.export(run, user / "model.onnx")
     assert parity["max_abs_diff"] <= 1e-4
 
 
@@ -242,7 +240,7 @@ def test_pruned_user_model_loads_in_a_fresh_process(user: Path, tmp_path: Path) 
                                                           "finetune": {"epochs": 1}}}]}
     run = slimkit.run_recipe(recipe, tmp_path / "run", progress=False)
     path = run.path / run.candidate("c1").artifacts["torch"]
-    code = ("import sys, torch; from slimkit.models.io import load_model; "
+    code = ("import sys, torch; from slimkit.models import load_model; "
             "m, s = load_model(sys.argv[1]); print(type(m).__name__, s['family'].endswith("
             "'model.py:build'), m(torch.zeros(1, 6)).shape[1])")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from slimkit.errors import TaskError
-from slimkit.models.base import build_model
-from slimkit.tasks.base import Task, load_task
+from slimkit.core.errors import TaskError
+from slimkit.models import build_model
+from slimkit.tasks import Task, load_task
 from slimkit.tasks.minilm import MODULES, _corpus, collect_sentences, sentences
 
 SMALL = "minilm-embed-small"

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import slimkit
-from slimkit.deploy.export import run_onnx
-from slimkit.models.io import load_model
+from slimkit.measure.onnx import run_onnx
+from slimkit.models import load_model
 
 
 @pytest.fixture(scope="module")

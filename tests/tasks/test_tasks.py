@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slimkit.errors import TaskError
-from slimkit.measure.metrics import DIRECTIONS, KIND_METRICS
+from slimkit.core.errors import TaskError
 from slimkit.tasks import TASKS, load_task
+from slimkit.tasks.metrics import DIRECTIONS, KIND_METRICS
 
 # minilm-embed computes 5,200 reference embeddings: its 192-sentence twin runs the same code
 CONTRACT = [n for n in TASKS.names() if n != "minilm-embed"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import slimkit
-from slimkit.errors import ModelError, RecipeError, TechniqueError
-from slimkit.tasks.base import TASKS, Split, Task, TaskSpec
+from slimkit.core.errors import ModelError, RecipeError, TechniqueError
+from slimkit.tasks import TASKS, Split, Task, TaskSpec
 from slimkit.training.distill import attention_map, feature_loss, kd_loss
 
 from ..conftest import FAST_PROFILE

@@ -6,10 +6,14 @@ import pytest
 import torch
 
 import slimkit
-from slimkit.errors import RecipeError
+from slimkit.core.errors import RecipeError
+from slimkit.core.runs import Candidate
 from slimkit.measure.compare import measurably_faster
-from slimkit.models.io import load_model
-from slimkit.techniques.prune import schedule_ratios
+from slimkit.measure.timing import ProfileSettings
+from slimkit.models import load_model
+from slimkit.tasks import load_task
+from slimkit.techniques import Context
+from slimkit.techniques.prune import Prune, PruneConfig, schedule_ratios
 
 from ..conftest import FAST_PROFILE
 
@@ -94,21 +98,39 @@ def test_structured_iterative_with_distillation(tmp_path) -> None:
     assert run.candidate("c1").status == "ok"
 
 
-@pytest.mark.serial  # compares two latencies: measured with nothing else running
-def test_latency_gate_flags_a_no_op_prune(tmp_path) -> None:
-    profile = {"min_runs": 200, "min_seconds": 0.3, "throughput_batch": 64}
-    run = _run(tmp_path, {"ratio": 0.0, "finetune": {"epochs": 1, "lr": 1e-9}},
-               profile=profile)
-    assert "no_speedup" in run.candidate("c1").flags
+def _measured(cid: str, p50: float, throughput: float) -> Candidate:
+    return Candidate(id=cid, parent=None, technique="t", profile={
+        "onnxruntime": {"latency_ms": {"p50": p50}, "throughput_sps": throughput}})
 
 
 def test_measurably_faster_needs_both_batch_sizes() -> None:
-    def prof(p50: float, thr: float) -> dict:
-        return {"onnxruntime": {"latency_ms": {"p50": p50}, "throughput_sps": thr}}
+    parent = _measured("c0", 1.0, 100)
+    assert measurably_faster(_measured("c1", 0.5, 300), parent)
+    assert not measurably_faster(_measured("c1", 0.5, 101), parent)
+    assert not measurably_faster(_measured("c1", 0.97, 300), parent)
 
-    assert measurably_faster(prof(0.5, 300), prof(1.0, 100))
-    assert not measurably_faster(prof(0.5, 101), prof(1.0, 100))
-    assert not measurably_faster(prof(0.97, 300), prof(1.0, 100))
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory: pytest.TempPathFactory):
+    return _run(tmp_path_factory.mktemp("gate"))
+
+
+@pytest.mark.parametrize(("p50", "throughput", "flagged"), [
+    (1.0, 100, True), (0.5, 104, True), (0.5, 300, False)])
+def test_the_latency_gate_reads_the_measured_profiles(baseline_run, p50: float,
+                                                      throughput: float, flagged: bool) -> None:
+    """The measurements are given (a stand-in for materialize), so the gate's logic is tested
+    on any CPU."""
+    run = baseline_run
+    parent = Candidate.from_dict(run.candidate("c0").to_dict())  # a copy: the fixture is shared
+    parent.profile = _measured("c0", 1.0, 100).profile
+    context = Context(task=load_task("mnist1d"), run_dir=run.path, seed=0,
+                      settings=ProfileSettings(**FAST_PROFILE), progress=False,
+                      candidates={"c0": parent}, new_id="c1",
+                      materialize=lambda *a, **k: _measured("c1", p50, throughput))
+    config = PruneConfig(ratio=0.25, finetune={"epochs": 0})
+    child = Prune(config).apply(parent, context)
+    assert ("no_speedup" in child.flags) is flagged
 
 
 @pytest.mark.parametrize(("params", "message"), [
@@ -130,7 +152,7 @@ def test_bad_prune_params_name_the_field(params, message) -> None:
 def test_a_model_torch_pruning_gets_wrong_is_a_clear_error() -> None:
     import torch_pruning as tp
 
-    from slimkit.errors import TechniqueError
+    from slimkit.core.errors import TechniqueError
     from slimkit.techniques.prune import check_still_runs
 
     class RawParameter(torch.nn.Module):  # a weight used outside any layer

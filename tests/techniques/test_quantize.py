@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 import slimkit
-from slimkit.deploy.export import export_onnx
-from slimkit.errors import RecipeError, TechniqueError
-from slimkit.models.io import load_model, save_model
+from slimkit.core.errors import RecipeError, TechniqueError
+from slimkit.measure.onnx import export_onnx
+from slimkit.models import load_model, save_model
 from slimkit.pipeline.engine import run_step
-from slimkit.recipe import load_recipe
+from slimkit.pipeline.recipe import load_recipe
 from slimkit.tasks import load_task
 from slimkit.techniques import quantize as quantize_module
 
@@ -26,6 +27,13 @@ BASE = {"version": 1, "task": "digits", "seed": 0, "profile": FAST_PROFILE,
 def base_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     return slimkit.run_recipe(BASE, tmp_path_factory.mktemp("q") / "run", progress=False,
                               cache_dir=cache_dir)
+
+
+@pytest.fixture
+def run(base_run, tmp_path: Path):
+    """A copy of the shared run for one test: steps write into it, the fixture stays as it is."""
+    shutil.copytree(base_run.path, tmp_path / "run")
+    return slimkit.load_run(tmp_path / "run")
 
 
 def _quantize(run, params: dict, constraints: dict | None = None):
@@ -51,15 +59,15 @@ def _initializer_types(path: Path) -> set[int]:
     {"mode": "static", "calibration": "entropy", "preprocess": False},
     {"mode": "qat", "qat": {"epochs": 1}},
 ], ids=["dynamic", "dynamic-gemm", "static", "static-percentile", "static-entropy", "qat"])
-def test_int8_modes_give_valid_int8_models(base_run, params) -> None:
-    cand = _quantize(base_run, params)
+def test_int8_modes_give_valid_int8_models(run, params) -> None:
+    cand = _quantize(run, params)
     assert cand.status == "ok", cand.error
-    path = base_run.path / cand.artifacts["onnx"]
+    path = run.path / cand.artifacts["onnx"]
     assert onnx.TensorProto.INT8 in _initializer_types(path)
     assert "torch" not in cand.artifacts and cand.profile["torch"] is None
     assert cand.profile["onnxruntime"]["throughput_sps"] > 0  # onnxruntime runs it
     assert cand.parity["check"] == "class_agreement" and cand.parity["agreement"] >= 0.9
-    assert cand.profile["size_bytes"] < base_run.candidate("c0").profile["size_bytes"]
+    assert cand.profile["size_bytes"] < run.candidate("c0").profile["size_bytes"]
     assert cand.metrics["test"]["accuracy"] > 0.8
 
 
@@ -67,17 +75,17 @@ def _weight_bytes(path: Path) -> int:
     return sum(len(i.raw_data) for i in onnx.load(str(path)).graph.initializer)
 
 
-def test_fp16_halves_the_weights(base_run) -> None:
-    cand = _quantize(base_run, {"mode": "fp16"})
-    path = base_run.path / cand.artifacts["onnx"]
+def test_fp16_halves_the_weights(run) -> None:
+    cand = _quantize(run, {"mode": "fp16"})
+    path = run.path / cand.artifacts["onnx"]
     assert onnx.TensorProto.FLOAT16 in _initializer_types(path)
-    fp32 = base_run.path / base_run.candidate("c0").artifacts["onnx"]
+    fp32 = run.path / run.candidate("c0").artifacts["onnx"]
     assert _weight_bytes(path) <= 0.51 * _weight_bytes(fp32)
-    assert cand.profile["size_bytes"] < base_run.candidate("c0").profile["size_bytes"]
+    assert cand.profile["size_bytes"] < run.candidate("c0").profile["size_bytes"]
     assert cand.parity["agreement"] >= 0.98
 
 
-def test_calibration_reads_only_the_train_split(base_run, monkeypatch) -> None:
+def test_calibration_reads_only_the_train_split(run, monkeypatch) -> None:
     seen: list[np.ndarray] = []
     original = quantize_module.TrainReader.get_next
 
@@ -88,7 +96,7 @@ def test_calibration_reads_only_the_train_split(base_run, monkeypatch) -> None:
         return batch
 
     monkeypatch.setattr(quantize_module.TrainReader, "get_next", spy)
-    _quantize(base_run, {"mode": "static", "calibration_samples": 100, "per_channel": True})
+    _quantize(run, {"mode": "static", "calibration_samples": 100, "per_channel": True})
     task = load_task("digits")
     train = {row.tobytes() for row in task.train.x}
     others = {row.tobytes() for split in ("val", "test") for row in task.splits[split].x}
@@ -126,13 +134,10 @@ def test_fallback_excludes_the_sensitive_layer_to_meet_the_budget(tmp_path) -> N
     assert onnx.TensorProto.INT8 in _initializer_types(run.path / cand.artifacts["onnx"])
 
 
-def test_explain_lists_operators(base_run) -> None:
-    cand = _quantize(base_run, {"mode": "static"})
-    base_run.candidates.append(cand)
-    try:
-        result = slimkit.explain(base_run, cand.id, batch=16, runs=5)
-    finally:
-        base_run.candidates.remove(cand)
+def test_explain_lists_operators(run) -> None:
+    cand = _quantize(run, {"mode": "static"})
+    run.candidates.append(cand)  # the test's own copy of the run
+    result = slimkit.explain(run, cand.id, batch=16, runs=5)
     assert result["reference"] == "c0"
     assert any(op.startswith("QLinear") or op in ("QuantizeLinear", "DequantizeLinear")
                for op in result["candidate_ops"]["op_us"])
@@ -151,6 +156,6 @@ def test_bad_quantize_params(params, message) -> None:
         load_recipe({**BASE, "steps": [{"technique": "quantize", "params": params}]})
 
 
-def test_no_quantizable_operator_is_an_error_not_an_empty_success(base_run) -> None:
+def test_no_quantizable_operator_is_an_error_not_an_empty_success(run) -> None:
     with pytest.raises(TechniqueError, match=r"no quantizable operators \(looked for LSTM\)"):
-        _quantize(base_run, {"mode": "static", "op_types": ["LSTM"]})
+        _quantize(run, {"mode": "static", "op_types": ["LSTM"]})

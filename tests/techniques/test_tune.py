@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import slimkit
-from slimkit.errors import RecipeError, StoreError, TechniqueError
-from slimkit.studies import counted, open_storage
+from slimkit.core.errors import RecipeError, StoreError, TechniqueError
+from slimkit.core.studies import counted, open_storage
 
 from ..conftest import FAST_PROFILE
 
@@ -125,10 +125,9 @@ def test_unreachable_storage_is_a_quick_clear_error() -> None:
         open_storage("notadb://x")
 
 
-@pytest.mark.serial  # polls the study for a kill window that load can make it miss
 def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     recipe = {**BASE, "steps": [{"technique": "tune", "params": {
-        "sampler": "random", "trials": 6, "pruner": "none",
+        "sampler": "random", "trials": 5, "pruner": "none",
         "train": {"epochs": 40, "patience": None},
         "space": {"train.lr": {"low": 1e-3, "high": 1e-2, "log": True}}}}]}
     path = tmp_path / "recipe.yaml"
@@ -137,28 +136,27 @@ def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     cmd = [sys.executable, "-m", "slimkit.cli", "run", str(path), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    killed = False
     while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "study.db").exists():
-            try:
-                study = _only_study(out / "study.db")
-                states = [t.state for t in study.trials]
-                sampled = bool(study.trials[-1].params) if study.trials else False
-            except Exception:
-                states, sampled = [], False
-            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and \
-                    states[-1] == optuna.trial.TrialState.RUNNING and sampled:
-                time.sleep(0.3)
-                proc.send_signal(signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.1)
+        try:  # a trial reports every epoch: one with 1 to 36 of its 40 is mid-training
+            trials = _only_study(out / "study.db").trials
+        except Exception:  # the database or the study is not there yet
+            trials = []
+        states = [t.state for t in trials]
+        if (states.count(optuna.trial.TrialState.COMPLETE) >= 2
+                and states[-1] == optuna.trial.TrialState.RUNNING
+                and 1 <= len(trials[-1].intermediate_values) <= 36):
+            break  # killed right after this read, with at least 4 epochs still to go
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("no trial after the second was seen training before the step ended or "
+                    "240 s passed")
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert killed, "the tune step ended before it could be killed mid-trial"
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     study = _only_study(out / "study.db")
-    assert counted(study) == 6
+    assert counted(study) == 5
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1  # the interrupted trial
     retried = [t for t in study.trials if t.user_attrs.get("retry_of") == failed[0].number]

@@ -6,10 +6,12 @@ import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,13 +56,39 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _owned(trial: optuna.trial.FrozenTrial, proc: subprocess.Popen) -> bool:
+    return str(trial.user_attrs.get("worker", "")).endswith(f":{proc.pid}")
+
+
+def _hold_until_the_worker_completes_a_trial(url: str, coordinator: subprocess.Popen,
+                                             worker: subprocess.Popen) -> None:
+    """Pause the coordinator (SIGSTOP) once it has started a trial, until the worker has
+    completed one: the storage says when, so a fast coordinator cannot take the whole budget
+    first."""
+    deadline, paused = time.monotonic() + 180, False
+    while time.monotonic() < deadline and coordinator.poll() is None:
+        try:
+            (name,) = optuna.get_all_study_names(url)
+            trials = optuna.load_study(study_name=name, storage=url).trials
+        except Exception:  # no study (or schema) yet
+            trials = []
+        if not paused and any(_owned(t, coordinator) for t in trials):
+            coordinator.send_signal(signal.SIGSTOP)
+            paused = True
+        if any(t.state == optuna.trial.TrialState.COMPLETE and _owned(t, worker)
+               for t in trials):
+            return
+        time.sleep(0.2)
+    pytest.fail("the worker completed no trial within 180 s (or the coordinator ended first)")
+
+
 def test_two_processes_share_one_study(postgres_url: str, tmp_path: Path) -> None:
-    budget = 10
+    budget = 6
     recipe = {"version": 1, "task": "digits", "seed": 0, "profile": FAST_PROFILE,
               "baseline": {"model": "mlp", "model_args": {"width": 16}, "train": {"epochs": 2}},
               "steps": [{"technique": "tune", "params": {
                   "sampler": "random", "trials": budget, "pruner": "none",
-                  "train": {"epochs": 25, "patience": None},
+                  "train": {"epochs": 10, "patience": None},
                   "space": {"train.lr": {"low": 1e-3, "high": 3e-2, "log": True},
                             "model.width": {"choices": [16, 32, 64]}}}}]}
     path = tmp_path / "recipe.yaml"
@@ -74,6 +102,10 @@ def test_two_processes_share_one_study(postgres_url: str, tmp_path: Path) -> Non
         [*cli, "worker", str(tmp_path / "worker"), "--storage", postgres_url,
          "--artifacts", str(out / "artifacts"), "--follow", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _hold_until_the_worker_completes_a_trial(postgres_url, coordinator, worker)
+    finally:
+        coordinator.send_signal(signal.SIGCONT)
     _, c_err = coordinator.communicate(timeout=400)
     _, w_err = worker.communicate(timeout=400)
     assert coordinator.returncode == 0, c_err

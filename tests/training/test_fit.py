@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from slimkit.errors import RecipeError
+from slimkit.core.errors import RecipeError
+from slimkit.core.validation import validate
 from slimkit.measure.evaluate import evaluate
 from slimkit.models import build_model
 from slimkit.training import TrainConfig, fit
-from slimkit.validation import validate
 
 from ..conftest import make_task
 

@@ -1,5 +1,1 @@
-"""Step 5, deploy: checked exports."""
-
-from slimkit.deploy.export import check_onnx, export_onnx, export_torchscript, run_onnx
-
-__all__ = ["check_onnx", "export_onnx", "export_torchscript", "run_onnx"]
+"""Step 5, deploy: the user-facing export command and the HTTP server."""

@@ -14,20 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import uvicorn
+from fastapi import Body, FastAPI
+from fastapi.responses import JSONResponse
 
-from slimkit.errors import StoreError
+from slimkit.core.errors import StoreError
+from slimkit.core.manifest import read_manifest
+from slimkit.measure.onnx import onnx_runner
 from slimkit.measure.onnx_file import read_onnx_input
 
 DEFAULT_MAX_BATCH = 256
 
 
-def _inputs_body() -> Any:
-    from fastapi import Body
-
-    return Annotated[Any, Body(embed=True, description="a batch of samples (nested lists)")]
-
-
-InputsBody = _inputs_body()
+InputsBody = Annotated[Any, Body(embed=True, description="a batch of samples (nested lists)")]
 
 
 @dataclass
@@ -41,8 +40,6 @@ class ServedModel:
 
 def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
     """A run folder (its selected candidate, or ``candidate``) or an ONNX file."""
-    from slimkit.pipeline.store import read_manifest
-
     target = Path(target)
     if target.is_dir():
         run = read_manifest(target)
@@ -105,11 +102,6 @@ def to_batch(inputs: Any, input_shape: tuple[int, ...], max_batch: int) -> np.nd
 def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads: int = 1
                ) -> Any:
     """The FastAPI application: /v1/predict, /v1/metadata, /healthz, OpenAPI at /docs."""
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
-
-    from slimkit.deploy.export import onnx_runner
-
     run = onnx_runner(served.path, threads)
     try:  # fail at start, not per request: a fixed batch axis, or outputs that are not logits
         probe = run(np.zeros((2, *served.input_shape), dtype=np.float32))
@@ -155,8 +147,6 @@ def serve(target: str | Path, *, candidate: str | None = None, host: str = "127.
           on_ready: Callable[[ServedModel], None] | None = None) -> None:
     """Serve a run's selected (or ``candidate``) model, or an ONNX file, until interrupted.
     ``on_ready`` is called once the model is checked, before the socket is bound."""
-    import uvicorn
-
     served = resolve(target, candidate)
     app = create_app(served, max_batch, threads)
     if on_ready is not None:

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimkit.measure.metrics import task_metrics
-from slimkit.tasks.base import Split, Task
+from slimkit.tasks import Split, Task
 
 
 def trim_padding(x: np.ndarray) -> np.ndarray:
@@ -44,7 +43,7 @@ def predict(model: nn.Module, x: np.ndarray, batch_size: int = 1024,
 
 def split_metrics(outputs: np.ndarray, split: Split, task: Task) -> dict[str, float]:
     """Every metric of ``task`` for ``outputs`` against ``split``'s targets."""
-    return task_metrics(outputs, split.y, task)
+    return task.score(outputs, split.y)
 
 
 def evaluate(model: nn.Module, split: Split, task: Task) -> dict[str, float]:

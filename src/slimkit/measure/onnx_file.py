@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from slimkit.errors import StoreError
+import onnx
+
+from slimkit.core.errors import StoreError
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32"}
 
@@ -21,8 +23,6 @@ class OnnxInput:
 
 def read_onnx_input(path: str | Path) -> OnnxInput:
     """Check that ``path`` is a loadable ONNX model and describe its first input."""
-    import onnx
-
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no such ONNX file")

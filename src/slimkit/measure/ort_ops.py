@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
+
+from slimkit.measure.onnx_probe import session_options
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul")
@@ -18,10 +21,6 @@ def op_times(path: str | Path, input_shape: tuple[int, ...], batch: int = 256, r
              threads: int = 1) -> dict[str, Any]:
     """Mean microseconds per run for each operator type of the *optimized* graph onnxruntime
     executes (after its fusions, e.g. DQ->Conv->Q into QLinearConv), plus the node count."""
-    import onnxruntime as ort
-
-    from slimkit.measure.onnx_probe import session_options
-
     with tempfile.TemporaryDirectory(prefix="slimkit-ortprof-") as tmp:
         options = session_options(threads)
         options.enable_profiling = True

@@ -7,17 +7,22 @@ import os
 import platform
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from slimkit.errors import StoreError
+from slimkit.core.errors import StoreError
+from slimkit.measure.onnx import export_onnx
 from slimkit.measure.onnx_file import read_onnx_input
 from slimkit.measure.timing import ProfileSettings, measure_speed, random_inputs
+from slimkit.tasks import Task
 
 
 def resolve_shape(path: str | Path, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -94,26 +99,52 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...],
     return {"params": params, "nonzero_params": nonzero, "macs": counter.get_total_flops() // 2}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+# the instruction-set features that decide what int8 and bf16 can gain (see DESIGN.md)
+ISA_FEATURES = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd",
+                "asimddp", "sve", "i8mm", "bf16")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                if fields:
+                    break
+                continue
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_features() -> list[str]:
+    """The ISA features of ``ISA_FEATURES`` this CPU has (x86 ``flags``, Arm ``Features``)."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in ISA_FEATURES if f in flags]
+
+
+def _slimkit_version() -> str:
+    try:
+        return version("slimkit")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "0+unknown"
 
 
 def environment(threads: int) -> dict[str, Any]:
-    """What the numbers were measured on: CPU, threads and library versions."""
-    import onnx
-    import onnxruntime
-
-    from slimkit import __version__
-
+    """What the numbers were measured on: CPU and its ISA features, threads, library versions."""
     return {
         "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "machine": platform.machine(),
@@ -123,5 +154,14 @@ def environment(threads: int) -> dict[str, Any]:
         "onnxruntime": onnxruntime.__version__,
         "onnx": onnx.__version__,
         "numpy": np.__version__,
-        "slimkit": __version__,
+        "slimkit": _slimkit_version(),
     }
+
+
+def onnx_latency(model: nn.Module, task: Task, settings: ProfileSettings, folder: Path) -> float:
+    """onnxruntime p50 latency (ms) of ``model``, exported into ``folder`` and measured by the
+    profiler every candidate goes through."""
+    onnx_path = folder / "model.onnx"
+    export_onnx(model, task.input_shape, onnx_path, task.val.x[:64])
+    profile = profile_onnx(onnx_path, settings, shape=task.input_shape, high=task.input_high)
+    return float(profile["latency_ms"]["p50"])

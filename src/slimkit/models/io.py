@@ -17,16 +17,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimkit.atomic import atomic_path
-from slimkit.errors import StoreError
-from slimkit.models.base import build_model
+from slimkit.core.atomic import atomic_path
+from slimkit.core.errors import StoreError
+from slimkit.core.usercode import import_file
+from slimkit.models.build import build_model
+from slimkit.models.user import is_object_family
 
 MODEL_FORMAT = "slimkit-model/1"
 
 
 def _fits_family(model: nn.Module, spec: dict[str, Any]) -> bool:
-    from slimkit.models.user import is_object_family
-
     if is_object_family(spec["family"]):  # lives in its process: keep the whole module
         return False
     try:
@@ -53,8 +53,6 @@ def save_model(path: Path, model: nn.Module, spec: dict[str, Any]) -> None:
 
 
 def _unpickle(path: Path, data: bytes, family: str) -> nn.Module:
-    from slimkit.usercode import import_file
-
     target = family.rpartition(":")[0]
     if target.endswith(".py"):  # the user's classes live in their file
         import_file(Path(target), StoreError)

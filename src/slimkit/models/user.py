@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from slimkit.errors import ModelError
+from slimkit.core.errors import ModelError
+from slimkit.core.usercode import accepted, call, is_reference, load_function
 from slimkit.models.base import MODELS, ModelConfig, ModelFamily
-from slimkit.usercode import accepted, call, is_reference, load_function
 
 ANY_RANK = (1, 2, 3, 4, 5)
 SHAPE_ARGS = ("input_shape", "num_outputs", "num_classes")
-OBJECT_PREFIX = "python:"
+OBJECT_PREFIX = "python:"  # model objects of this process (Python API)
 
 
 class UserModelConfig(BaseModel):
@@ -89,7 +89,7 @@ def is_user_function(name: str) -> bool:
     return is_reference(name) and name not in MODELS
 
 
-def family(name: str) -> ModelFamily:
+def find_family(name: str) -> ModelFamily:
     """The family ``name``: registered, or a user's function reference."""
     return user_family(name) if is_user_function(name) else MODELS.get(name)
 

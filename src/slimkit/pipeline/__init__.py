@@ -1,7 +1,2 @@
-"""Step 4: runs, candidates and the run folder."""
-
-from slimkit.pipeline.baseline import baseline
-from slimkit.pipeline.run import Candidate, Run
-from slimkit.pipeline.store import load_model, read_manifest
-
-__all__ = ["Candidate", "Run", "baseline", "load_model", "read_manifest"]
+"""Steps 1, 3 and 4 put together: recipes, the engine that runs them, candidates measured the
+same way, selection, and the search behind ``slimkit optimize``."""

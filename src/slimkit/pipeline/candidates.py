@@ -9,23 +9,19 @@ from typing import Any
 
 from torch import nn
 
-from slimkit.atomic import write_with
-from slimkit.deploy.export import export_onnx, onnx_runner, run_onnx
-from slimkit.measure.evaluate import split_metrics
-from slimkit.measure.metrics import output_fidelity
+from slimkit.core.atomic import write_with
+from slimkit.core.runs import Candidate
+from slimkit.measure.evaluate import batched, split_metrics
+from slimkit.measure.onnx import check_reduced, export_onnx, onnx_runner
+from slimkit.measure.parity import PARITY_SAMPLES
 from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
 from slimkit.measure.timing import ProfileSettings
-from slimkit.pipeline.run import Candidate
-from slimkit.pipeline.store import save_model
-from slimkit.tasks.base import Task
-
-PARITY_SAMPLES = 512
+from slimkit.models import save_model
+from slimkit.tasks import Task
 
 
 def onnx_metrics(path: Path, task: Task) -> dict[str, dict[str, float]]:
     """Metrics of the deployable ONNX model on val (decides) and test (reported only)."""
-    from slimkit.measure.evaluate import batched
-
     run = onnx_runner(path)
     return {split: split_metrics(batched(run, task.splits[split].x, tokens=task.token_inputs),
                                  task.splits[split], task)
@@ -86,7 +82,7 @@ def materialize(
         artifacts = {"torch": str(torch_rel), "onnx": str(onnx_rel)}
     else:
         write_with(run_dir / onnx_rel, lambda tmp: shutil.copyfile(onnx_source, tmp))
-        export = output_agreement(model, run_dir / onnx_rel, inputs, task.kind)
+        export = check_reduced(model, run_dir / onnx_rel, inputs, task.kind)
         artifacts = {"onnx": str(onnx_rel)}
     metrics, profile = measure_candidate(model, run_dir / onnx_rel, task, settings,
                                          torch_profile=onnx_source is None)
@@ -95,15 +91,3 @@ def materialize(
         metrics=metrics, profile=profile, artifacts=artifacts,
         model=model_spec, training=training or {}, parity=export,
     )
-
-
-def output_agreement(model: nn.Module, onnx_path: Path, inputs: Any,
-                     kind: str = "classification") -> dict[str, Any]:
-    """How close a reduced-precision ONNX model is to the float torch model on real inputs:
-    agreement of predicted classes, mean cosine of embeddings or relative error (by ``kind``)."""
-    from slimkit.measure.evaluate import predict
-
-    tokens = inputs.dtype == "int64" and inputs.ndim == 2
-    expected = predict(model, inputs, tokens=tokens)
-    got = run_onnx(onnx_path, inputs)
-    return {"format": "onnx", **output_fidelity(got, expected, kind)}

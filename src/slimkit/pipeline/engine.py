@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from slimkit.errors import RecipeError, SlimkitError
+from slimkit.core.errors import RecipeError, SlimkitError
+from slimkit.core.manifest import MANIFEST, existing_run, write_manifest
+from slimkit.core.runs import Candidate, Run
+from slimkit.core.studies import worker_id
 from slimkit.measure.profile import environment
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models import build_model, model_config
 from slimkit.pipeline.candidates import materialize
-from slimkit.pipeline.run import Candidate, Run
+from slimkit.pipeline.recipe import Recipe, technique_config
 from slimkit.pipeline.select import select
-from slimkit.pipeline.store import MANIFEST, existing_run, write_manifest
-from slimkit.recipe import Recipe, load_recipe, technique_config
 from slimkit.tasks import Task, load_task
 from slimkit.techniques import TECHNIQUES, Context
 from slimkit.training import TrainConfig, fit
@@ -56,9 +58,16 @@ def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, se
                config={**config, "recipe_digest": digest})
 
 
+def mark_running(run: Run, cid: str, step: str) -> None:
+    """Record in run.json that candidate ``cid`` (step ``step``) is being computed now."""
+    run.running = {"candidate": cid, "step": step, "worker": worker_id(),
+                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_manifest(run)
+
+
 def store_candidate(run: Run, candidate: Candidate) -> None:
     """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
-    candidate.run_path = run.path
+    run.running = None
     others = [c for c in run.candidates if c.id != candidate.id]
     run.candidates = sorted([*others, candidate], key=lambda c: int(c.id[1:]))
     metric, direction = run.task_spec["metric"], run.task_spec["direction"]
@@ -148,25 +157,10 @@ def run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: Profile
     return candidate
 
 
-def run_recipe(
-    recipe: str | Path | dict[str, Any] | Recipe,
-    out: str | Path,
-    *,
-    overrides: list[str] | None = None,
-    restart: bool = False,
-    progress: bool = True,
-    cache_dir: str | Path | None = None,
-    storage: str | None = None,
-) -> Run:
-    """Run (or resume) ``recipe`` into the folder ``out`` and return the finished Run.
-
-    ``storage`` is an Optuna storage URL for tune steps (default: ``out``/study.db); workers
-    started with ``slimkit worker --storage URL`` join those studies.
-
-    Steps already finished in ``out`` by the same recipe and seed are kept; a different recipe
-    is refused unless ``restart`` is true.
-    """
-    recipe = load_recipe(recipe, overrides)
+def execute(recipe: Recipe, out: str | Path, *, restart: bool, progress: bool,
+            cache_dir: str | Path | None, storage: str | None) -> Run:
+    """Run (or resume) the validated ``recipe`` into ``out``: the baseline, then each step not
+    finished there yet (see ``slimkit.run_recipe``)."""
     settings = ProfileSettings(threads=recipe.threads, **recipe.profile)
     task = load_task(recipe.task_source(), seed=recipe.seed, cache_dir=cache_dir)
     baseline_model(recipe, task)  # a model that does not fit the task fails before any write
@@ -177,15 +171,15 @@ def run_recipe(
     run.baseline_id = "c0"
     write_manifest(run)
     if "c0" not in finished:
+        mark_running(run, "c0", "baseline")
         store_candidate(run, train_baseline(recipe, task, run, settings, progress))
-    ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(recipe.step_names())}}
+    names = recipe.step_names()
+    ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(names)}}
     for index in range(len(recipe.steps)):
         if f"c{index + 1}" in finished:
             continue
+        mark_running(run, f"c{index + 1}", names[index])
         store_candidate(run, run_step(index, recipe, run, task, settings, progress, ids, storage))
     run.status = "complete"
-    store_candidate(run, run.baseline)  # type: ignore[arg-type]
-    from slimkit.report.html import write_report  # report sits beside pipeline
-
-    write_report(run)
+    store_candidate(run, run.candidate("c0"))
     return run

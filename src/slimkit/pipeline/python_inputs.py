@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from slimkit.errors import SlimkitError, TaskError
+from slimkit.core.errors import SlimkitError, TaskError
+from slimkit.core.usercode import load_function, register_callable
 from slimkit.models.user import register_object
 from slimkit.tasks.custom import to_arrays
-from slimkit.usercode import register_callable
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,6 @@ def convert(task: str | nn.Module | None, model: str | None, train: Any, val: An
 
 def _check_example(example: Any, data: str) -> None:
     """The example input must look like a batch of the data's inputs."""
-    from slimkit.usercode import load_function
-
     shape = tuple(np.asarray(example.detach() if hasattr(example, "detach") else example).shape)
     splits = load_function(data, TaskError, "data")()
     train = splits["train"] if isinstance(splits, dict) else splits[0]

@@ -1,20 +1,12 @@
-"""Constraints, selection and the Pareto front over finished candidates."""
+"""Constraints, selection and the Pareto front over measured candidates."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from slimkit.pipeline.run import Candidate
-
-
-def latency_ms(c: Candidate) -> float:
-    return float(c.profile.get("onnxruntime", {}).get("latency_ms", {}).get("p50", float("inf")))
-
-
-def size_bytes(c: Candidate) -> float:
-    return float(c.profile.get("size_bytes", float("inf")))
-
+from slimkit.core.objectives import OBJECTIVES, TIE_BREAK
+from slimkit.core.runs import Candidate
 
 TOLERANCE = 1e-9  # 0.98 - 0.97 is 0.010000000000000009: still within a 0.01 budget
 
@@ -36,16 +28,16 @@ def violations(c: Candidate, baseline: Candidate, constraints: dict[str, Any],
     found = []
     drop_limit = constraints.get("max_accuracy_drop")
     if drop_limit is not None:
-        base, value = baseline.metric("val", metric), c.metric("val", metric)
-        drop = accuracy_drop(value or 0.0, base or 0.0, direction)
-        if drop_excess(value or 0.0, base or 0.0, direction, drop_limit) > 0:
-            found.append(f"val {metric} drop {drop:.4f} > {drop_limit}")
-    latency_limit = constraints.get("max_latency_ms")
-    if latency_limit is not None and latency_ms(c) > latency_limit:
-        found.append(f"latency {latency_ms(c):.4f} ms > {latency_limit} ms")
-    size_limit = constraints.get("max_size_bytes")
-    if size_limit is not None and size_bytes(c) > size_limit:
-        found.append(f"size {size_bytes(c):.0f} B > {size_limit} B")
+        base, value = baseline.metric("val", metric) or 0.0, c.metric("val", metric) or 0.0
+        if drop_excess(value, base, direction, drop_limit) > 0:
+            found.append(f"val {metric} drop {accuracy_drop(value, base, direction):.4f} > "
+                         f"{drop_limit}")
+    latency, latency_limit = OBJECTIVES["latency"].key(c), constraints.get("max_latency_ms")
+    if latency_limit is not None and latency > latency_limit:
+        found.append(f"latency {latency:.4f} ms > {latency_limit} ms")
+    size, size_limit = OBJECTIVES["size"].key(c), constraints.get("max_size_bytes")
+    if size_limit is not None and size > size_limit:
+        found.append(f"size {size:.0f} B > {size_limit} B")
     return found
 
 
@@ -56,20 +48,15 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 def pareto_front(candidates: Sequence[Candidate], metric: str, direction: str) -> list[str]:
     """Ids of candidates not dominated on (val metric, latency, size)."""
     sign = -1.0 if direction == "maximize" else 1.0
-    points = {c.id: (sign * (c.metric("val", metric) or 0.0), latency_ms(c), size_bytes(c))
-              for c in candidates}
+    points = {c.id: (sign * (c.metric("val", metric) or 0.0), OBJECTIVES["latency"].key(c),
+                     OBJECTIVES["size"].key(c)) for c in candidates}
     return [cid for cid, p in points.items()
             if not any(_dominates(q, p) for other, q in points.items() if other != cid)]
 
 
 def objective_key(c: Candidate, objective: str) -> tuple[float, float]:
-    """Sort key of a candidate on ``objective`` (smaller is better)."""
-    if objective == "size":
-        return size_bytes(c), latency_ms(c)
-    if objective == "throughput":
-        ort = c.profile.get("onnxruntime", {})
-        return -float(ort.get("throughput_sps", 0.0)), size_bytes(c)
-    return latency_ms(c), size_bytes(c)
+    """Sort key of a candidate on ``objective`` (smaller is better), ties broken by another."""
+    return OBJECTIVES[objective].key(c), OBJECTIVES[TIE_BREAK[objective]].key(c)
 
 
 def select(candidates: Sequence[Candidate], baseline: Candidate | None,

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from pydantic import ValidationError
 
-from slimkit.errors import StoreError
-from slimkit.measure.timing import ProfileSettings
-from slimkit.studies import counted, open_storage, recover_interrupted
+from slimkit.core.errors import StoreError
+from slimkit.core.studies import make_sampler, open_storage
+from slimkit.core.validation import describe
+from slimkit.pipeline.search.config import SearchConfig
+from slimkit.pipeline.search.objective import SearchObjective
 from slimkit.tasks import load_task
-from slimkit.techniques.tune import Objective, TuneConfig, make_pruner, make_sampler, run_trials
+from slimkit.techniques import TECHNIQUES
 
 
 def _find_study(storage: optuna.storages.BaseStorage, name: str | None, wait_s: float
@@ -84,21 +87,14 @@ def _work_one(rdb: optuna.storages.BaseStorage, summary: optuna.study.StudySumma
     attrs = summary.user_attrs["slimkit"]
     if attrs.get("kind") == "optimize":
         return _search_work(rdb, summary, wait_s, cache_dir, artifacts)
-    config = TuneConfig.model_validate(attrs["tune"])
-    seed = int(attrs["seed"]) + os.getpid()  # workers must not sample the same points
-    loaded = optuna.load_study(study_name=summary.study_name, storage=rdb,
-                               sampler=make_sampler(config, seed), pruner=make_pruner(config))
+    if attrs.get("technique") not in TECHNIQUES:
+        raise StoreError(f"study {summary.study_name!r} names no technique of this slimkit "
+                         f"({attrs.get('technique')!r}); was it made by another version?")
     task = load_task(attrs["task"], seed=int(attrs["seed"]), cache_dir=cache_dir)
     store = Path(artifacts) if artifacts else Path(attrs.get("artifacts") or folder / "artifacts")
-    objective = Objective(config, attrs["spec"], task, int(attrs["seed"]), store,
-                          ProfileSettings(**attrs.get("profile", {})))
-    recover_interrupted(loaded)
-    before = {t.number for t in loaded.trials}
-    run_trials(loaded, objective, config, progress=progress)
-    mine = [t for t in loaded.trials if t.number not in before
-            and t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
-    return {"study": summary.study_name, "ran": len(mine), "counted": counted(loaded),
-            "budget": config.budget}
+    technique = TECHNIQUES.get(attrs["technique"])
+    result = technique.join(rdb, summary.study_name, task, store, progress)
+    return {"study": summary.study_name, **result}
 
 
 def _search_work(rdb: optuna.storages.BaseStorage, summary: optuna.study.StudySummary,
@@ -106,11 +102,16 @@ def _search_work(rdb: optuna.storages.BaseStorage, summary: optuna.study.StudySu
                  ) -> dict[str, Any]:
     """Run trials of an ``optimize`` search while its deadline lies ahead; a resumed search
     publishes a new deadline, which the worker waits for up to ``wait_s``."""
-    from slimkit.pipeline.search import SearchObjective, make_sampler
-
     attrs = summary.user_attrs["slimkit"]
-    study = optuna.load_study(study_name=summary.study_name, storage=rdb,
-                              sampler=make_sampler(int(attrs["seed"]) + os.getpid()))
+    try:
+        search = SearchConfig.model_validate(attrs["search"])
+    except ValidationError as err:  # e.g. a technique registered only where the search began
+        raise StoreError(f"study {summary.study_name!r}: this worker cannot run its search "
+                         f"({describe(err, SearchConfig, 'search')}); install the same "
+                         f"slimkit and plugins as the coordinator") from None
+    sampler = make_sampler("tpe", int(attrs["seed"]) + os.getpid(),  # workers differ
+                           startup_trials=search.startup_trials, multivariate=True)
+    study = optuna.load_study(study_name=summary.study_name, storage=rdb, sampler=sampler)
     task = load_task(attrs["task"], seed=int(attrs["seed"]), cache_dir=cache_dir)
     store = Path(artifacts) if artifacts else Path(attrs["artifacts"])
     objective = SearchObjective(attrs, task, store)

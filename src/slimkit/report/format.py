@@ -1,6 +1,8 @@
-"""Number formatting shared by tables and reports."""
+"""Number formatting shared by the terminal tables and the HTML report."""
 
 from __future__ import annotations
+
+from slimkit.tasks.metrics import PERCENT_METRICS
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -30,9 +32,6 @@ def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
-PERCENT_METRICS = ("accuracy", "f1", "top10")  # shares: shown in % with deltas in points
-
-
 def fmt_metric(value: float | None, metric: str) -> str:
     """A metric value: a share in %, anything else (mse, cosine, yours) as a number."""
     if value is None:
@@ -47,3 +46,17 @@ def fmt_delta(value: float | None, base: float | None, metric: str, space: str =
     if metric in PERCENT_METRICS:
         return f"{100 * (value - base):+.1f}{space}pt"
     return f"{value - base:+.4f}"
+
+
+def ratio(base: float | None, value: float | None, higher_is_better: bool) -> float | None:
+    """How many times better ``value`` is than ``base`` (None when either is missing)."""
+    if not base or not value:
+        return None
+    return value / base if higher_is_better else base / value
+
+
+def fmt_ratio(base: float | None, value: float | None, higher_is_better: bool,
+              word: str = "") -> str:
+    """``3.10x faster``: the ratio of ``value`` to ``base`` (``-`` when one is missing)."""
+    r = ratio(base, value, higher_is_better)
+    return "-" if r is None else f"{r:.2f}x{word}"

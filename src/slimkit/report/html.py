@@ -14,12 +14,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import optuna
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from slimkit.atomic import write_with
-from slimkit.pipeline.run import Candidate, Run
-from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms
+from slimkit.core.atomic import write_with
+from slimkit.core.runs import Candidate, Run
+from slimkit.core.studies import default_url
+from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms, ratio
 
 REPORT = "report.html"
 
@@ -60,14 +62,6 @@ def _attr(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _ort(c: Candidate) -> dict[str, Any]:
-    return c.profile.get("onnxruntime") or {}
-
-
-def _latency(c: Candidate, q: str = "p50") -> float | None:
-    return (_ort(c).get("latency_ms") or {}).get(q)
-
-
 def _figure(fig: go.Figure, div_id: str) -> str:
     payload = fig.to_json().replace("</", "<\\/")  # never end the <script> early
     return (f'<div id="{div_id}" class="plot" style="height:460px"></div><script>'
@@ -76,15 +70,15 @@ def _figure(fig: go.Figure, div_id: str) -> str:
 
 
 def _ratio(base: float | None, value: float | None, higher_is_better: bool) -> str:
-    if not base or not value:
+    r = ratio(base, value, higher_is_better)
+    if r is None:
         return ""
-    r = value / base if higher_is_better else base / value
     return f'<small class="{"good" if r >= 1 else "bad"}">{r:.2f}x</small>'
 
 
 def summary_card(run: Run) -> str:
     """Baseline versus selected: accuracy, latency, throughput, size, params."""
-    base, chosen, metric = run.baseline, run.selected, run.task_spec.get("metric", "accuracy")
+    base, chosen, metric = run.baseline, run.selected, run.metric_name
     if base is None:
         return "<p>No baseline yet.</p>"
     if chosen is None:
@@ -99,16 +93,16 @@ def summary_card(run: Run) -> str:
         rows.append((f"{split} {metric}", fmt_metric(b, metric), fmt_metric(c, metric),
                      f"<small>{delta}</small>"))
     for q in ("p50", "p95"):
-        rows.append((f"latency {q}, batch 1 (onnxruntime)", fmt_ms(_latency(base, q)),
-                     fmt_ms(_latency(chosen, q)),
-                     _ratio(_latency(base, q), _latency(chosen, q), False)))
-    b_thr, c_thr = _ort(base).get("throughput_sps"), _ort(chosen).get("throughput_sps")
-    rows.append((f"throughput, batch {_ort(base).get('throughput_batch', '?')}",
+        b_lat, c_lat = base.latency_ms(quantile=q), chosen.latency_ms(quantile=q)
+        rows.append((f"latency {q}, batch 1 (onnxruntime)", fmt_ms(b_lat), fmt_ms(c_lat),
+                     _ratio(b_lat, c_lat, False)))
+    b_thr, c_thr = base.throughput(), chosen.throughput()
+    rows.append((f"throughput, batch {base.throughput_batch() or '?'}",
                  "-" if b_thr is None else f"{b_thr:,.0f}/s",
                  "-" if c_thr is None else f"{c_thr:,.0f}/s", _ratio(b_thr, c_thr, True)))
     for key, label, fmt in (("size_bytes", "size (ONNX file)", fmt_bytes),
                             ("params", "parameters", fmt_count)):
-        b, c = base.profile.get(key), chosen.profile.get(key)
+        b, c = base.stat(key), chosen.stat(key)
         rows.append((label, fmt(b), fmt(c), _ratio(b, c, False)))
     cells = "".join(f"<div class='metric'><small>{html.escape(name)}</small><b>{cv}</b>"
                     f"<small>baseline {bv}</small> {ratio}</div>" for name, bv, cv, ratio in rows)
@@ -123,9 +117,9 @@ def summary_card(run: Run) -> str:
 
 def pareto_figure(run: Run) -> go.Figure:
     """Val metric against onnxruntime latency; marker area follows the file size."""
-    metric = run.task_spec.get("metric", "accuracy")
-    done = [c for c in run.candidates if c.status == "ok" and _latency(c) is not None]
-    biggest = max((c.profile.get("size_bytes") or 1 for c in done), default=1)
+    metric = run.metric_name
+    done = [c for c in run.candidates if c.status == "ok" and c.latency_ms() is not None]
+    biggest = max((c.size_bytes or 1 for c in done), default=1)
     fig = go.Figure()
     marked = (run.baseline_id, run.selected_id)
     groups = (("infeasible", lambda c: not c.feasible and c.id not in marked, "#bbbbbb"),
@@ -139,14 +133,14 @@ def pareto_figure(run: Run) -> go.Figure:
         if not chosen:
             continue
         fig.add_trace(go.Scatter(
-            x=[_latency(c) for c in chosen], y=[c.metric("val", metric) for c in chosen],
+            x=[c.latency_ms() for c in chosen], y=[c.metric("val", metric) for c in chosen],
             mode="markers+text", name=name, text=[c.id for c in chosen],
             textposition="top center",
             marker={"color": color, "line": {"width": 1, "color": "#333"},
-                    "size": [10 + 40 * ((c.profile.get("size_bytes") or 0) / biggest) ** 0.5
+                    "size": [10 + 40 * ((c.size_bytes or 0) / biggest) ** 0.5
                              for c in chosen]},
             hovertext=[f"{c.id} {c.params.get('chain') or c.technique}<br>"
-                       f"size {fmt_bytes(c.profile.get('size_bytes'))}" for c in chosen]))
+                       f"size {fmt_bytes(c.size_bytes)}" for c in chosen]))
     trials = [t for t in run.config.get("search", {}).get("trials", [])
               if t.get("values") and run.config.get("objective", "latency") == "latency"]
     if trials:
@@ -186,20 +180,19 @@ def lineage(run: Run) -> str:
 
 def candidates_table(run: Run) -> str:
     """Every candidate with every headline measurement; click a header to sort."""
-    metric = run.task_spec.get("metric", "accuracy")
+    metric = run.metric_name
     heads = ("id", "parent", "technique", "status", f"val {metric}", f"test {metric}",
              "ort p50 ms", "ort p95 ms", "ort p99 ms", "ort samples/s", "torch p50 ms",
              "size bytes", "gzip bytes", "params", "non-zero", "MACs", "peak RSS MB")
     rows = []
     for c in run.candidates:
-        torch_p50 = ((c.profile.get("torch") or {}).get("latency_ms") or {}).get("p50")
         values = (c.id, c.parent or "-", c.technique,
                   c.status if c.status != "ok" or c.feasible else "infeasible",
-                  c.metric("val", metric), c.metric("test", metric), _latency(c),
-                  _latency(c, "p95"), _latency(c, "p99"), _ort(c).get("throughput_sps"),
-                  torch_p50, c.profile.get("size_bytes"), c.profile.get("gzip_size_bytes"),
-                  c.profile.get("params"), c.profile.get("nonzero_params"),
-                  c.profile.get("macs"), c.profile.get("peak_rss_mb"))
+                  c.metric("val", metric), c.metric("test", metric), c.latency_ms(),
+                  c.latency_ms(quantile="p95"), c.latency_ms(quantile="p99"), c.throughput(),
+                  c.latency_ms("torch"), c.size_bytes, c.stat("gzip_size_bytes"),
+                  c.stat("params"), c.stat("nonzero_params"), c.stat("macs"),
+                  c.stat("peak_rss_mb"))
         cells = "".join(
             f"<td data-v='{v}'>{v:.4g}</td>" if isinstance(v, float) else
             f"<td data-v='{_attr('' if v is None else v)}'>"
@@ -213,7 +206,7 @@ def candidates_table(run: Run) -> str:
 
 def training_figure(run: Run) -> go.Figure | None:
     """Loss and val metric per epoch of every trained candidate."""
-    metric = run.task_spec.get("metric", "accuracy")
+    metric = run.metric_name
     fig = go.Figure()
     for c in run.candidates:
         history = c.training.get("history") or []
@@ -235,11 +228,7 @@ def training_figure(run: Run) -> go.Figure | None:
 
 def study_figures(run: Run) -> list[tuple[str, go.Figure]]:
     """Optuna's optimization history and parameter importances for each study of the run."""
-
-    from slimkit.studies import default_url
-
-    assert run.path is not None
-    if not (run.path / "study.db").is_file():
+    if run.path is None or not (run.path / "study.db").is_file():
         return []
     figures: list[tuple[str, go.Figure]] = []
     with warnings.catch_warnings():  # importance evaluators warn about small studies
@@ -249,8 +238,6 @@ def study_figures(run: Run) -> list[tuple[str, go.Figure]]:
 
 
 def _add_study_figures(storage: str, figures: list[tuple[str, go.Figure]]) -> None:
-    import optuna
-
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         complete = study.get_trials(deepcopy=False,
@@ -299,7 +286,8 @@ def render(run: Run) -> str:
 
 def write_report(run: Run) -> Path:
     """Write ``RUN/report.html`` atomically and return its path."""
-    assert run.path is not None
+    if run.path is None:
+        raise ValueError("the run has no folder")
     path = run.path / REPORT
     text = render(run)
     write_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -7,38 +7,32 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from slimkit.pipeline.run import Candidate, Run
-from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms
-
-
-def _ort(c: Candidate, key: str) -> Any:
-    return c.profile.get("onnxruntime", {}).get(key)
-
-
-def _ratio(base: float | None, value: float | None, word: str) -> str:
-    if not base or not value:
-        return "-"
-    return f"{base / value:.2f}x{word}"
+from slimkit.core.objectives import OBJECTIVES
+from slimkit.core.runs import Candidate, Run
+from slimkit.report.format import (
+    fmt_bytes,
+    fmt_count,
+    fmt_delta,
+    fmt_metric,
+    fmt_ms,
+    fmt_ratio,
+)
 
 
 def _compare(c: Candidate, base: Candidate | None, metric: str) -> list[str]:
     """Ratios and deltas against the baseline: ``-0.4 pt``, ``3.1x faster``, ``2.0x smaller``."""
     if base is None or c.status != "ok":
         return ["-", "-", "-", "-"]
-    val, base_val = c.metric("val", metric), base.metric("val", metric)
-    delta = fmt_delta(val, base_val, metric)
-    lat = (_ort(c, "latency_ms") or {}).get("p50")
-    base_lat = (_ort(base, "latency_ms") or {}).get("p50")
-    thr, base_thr = _ort(c, "throughput_sps"), _ort(base, "throughput_sps")
-    return [delta, _ratio(base_lat, lat, " faster"),
-            _ratio(thr, base_thr, "") if thr and base_thr else "-",
-            _ratio(base.profile.get("size_bytes"), c.profile.get("size_bytes"), " smaller")]
+    delta = fmt_delta(c.metric("val", metric), base.metric("val", metric), metric)
+    return [delta, fmt_ratio(base.latency_ms(), c.latency_ms(), False, " faster"),
+            fmt_ratio(base.throughput(), c.throughput(), True),
+            fmt_ratio(base.size_bytes, c.size_bytes, False, " smaller")]
 
 
 def run_table(run: Run) -> Table:
     """One row per candidate: accuracy, latency, throughput, size, params, MACs, and the
     ratio to the baseline."""
-    metric = run.task_spec.get("metric", "accuracy")
+    metric = run.metric_name
     base = run.baseline
     table = Table(title=f"run {run.run} · task {run.task} · seed {run.seed} · "
                         f"{run.env.get('threads', '?')} thread(s) · {run.env.get('cpu', '')}",
@@ -50,9 +44,7 @@ def run_table(run: Run) -> Table:
         left = col in ("id", "parent", "technique")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for c in run.candidates:
-        latency = _ort(c, "latency_ms") or {}
-        torch_latency = (c.profile.get("torch") or {}).get("latency_ms", {})
-        thr = _ort(c, "throughput_sps")
+        thr = c.throughput()
         marks = [m for m in ("baseline", "selected") if getattr(run, f"{m}_id") == c.id]
         delta, speed, thr_ratio, size_ratio = _compare(c, base, metric)
         status = c.status if c.status != "ok" or c.feasible else "infeasible"
@@ -63,12 +55,12 @@ def run_table(run: Run) -> Table:
             c.technique,
             f"{fmt_metric(c.metric('val', metric), metric)} {delta}",
             fmt_metric(c.metric("test", metric), metric),
-            f"{fmt_ms(latency.get('p50'))} {speed}",
+            f"{fmt_ms(c.latency_ms())} {speed}",
             "-" if thr is None else f"{thr:,.0f}/s {thr_ratio}",
-            fmt_ms(torch_latency.get("p50")),
-            f"{fmt_bytes(c.profile.get('size_bytes'))} {size_ratio}",
-            fmt_count(c.profile.get("params")),
-            fmt_count(c.profile.get("macs")),
+            fmt_ms(c.latency_ms("torch")),
+            f"{fmt_bytes(c.size_bytes)} {size_ratio}",
+            fmt_count(c.stat("params")),
+            fmt_count(c.stat("macs")),
             escape(status + (f" ({'; '.join(notes)})" if notes else "")),
         )
     return table
@@ -100,7 +92,7 @@ def study_tables(run: Run) -> list[Table]:
     """For each tune step: trial counts, best value and parameters, parameter importances."""
     tables = []
     for c in run.candidates:
-        study = c.params.get("study") if c.technique == "tune" else None
+        study = c.params.get("study")  # the summary a technique with a study of its own keeps
         if not study:
             continue
         table = Table(title=f"{c.id}: Optuna study {study['study']} · trials "
@@ -130,7 +122,7 @@ def search_table(run: Run) -> Table | None:
     if not search:
         return None
     objective = run.config.get("objective", "latency")
-    unit = {"latency": "ort p50 ms", "size": "bytes", "throughput": "samples/s"}[objective]
+    unit = OBJECTIVES[objective].unit
     front = set(search.get("pareto_trials", []))
     rows = search.get("trials", [])
     feasible = [r for r in rows if r["state"] == "complete" and (r["constraint"] or 0) <= 0]
@@ -138,7 +130,7 @@ def search_table(run: Run) -> Table | None:
                         f"feasible, {len(front)} on the feasible Pareto front",
                   caption="values measured in the trial (quicker timing); finalists are "
                           "measured again in full as candidates")
-    for col in ("trial", "chain", f"val {run.task_spec.get('metric', 'metric')}",
+    for col in ("trial", "chain", f"val {run.metric_name}",
                 f"{objective} ({unit})", "feasible", "seconds"):
         table.add_column(col, justify="left" if col in ("trial", "chain") else "right")
     for r in rows:
@@ -157,21 +149,17 @@ def search_table(run: Run) -> Table | None:
 
 def gains_line(run: Run) -> str:
     """One sentence: the selected candidate against the baseline, on test data."""
-    base, chosen = run.baseline, run.selected
-    metric = run.task_spec.get("metric", "accuracy")
+    base, chosen, metric = run.baseline, run.selected, run.metric_name
     if base is None or chosen is None:
         return "selected: none (no candidate meets every constraint)"
     if chosen.id == base.id:
         return f"selected: the baseline {base.id} (no other candidate met the constraints)"
     label = chosen.params.get("chain") or chosen.technique
-    b_lat = (_ort(base, "latency_ms") or {}).get("p50")
-    c_lat = (_ort(chosen, "latency_ms") or {}).get("p50")
     test, base_test = chosen.metric("test", metric), base.metric("test", metric)
     delta = ("" if test is None or base_test is None
              else f", test {metric} {fmt_delta(test, base_test, metric)}")
     return (f"selected {chosen.id} ({label}) vs baseline {base.id}: "
-            f"{_ratio(b_lat, c_lat, ' lower latency at batch 1')}, "
-            f"{_ratio(_ort(chosen, 'throughput_sps'), _ort(base, 'throughput_sps'), '')} "
-            f"throughput at batch {_ort(chosen, 'throughput_batch') or '?'}, "
-            f"{_ratio(base.profile.get('size_bytes'), chosen.profile.get('size_bytes'), '')}"
-            f" smaller{delta}")
+            f"{fmt_ratio(base.latency_ms(), chosen.latency_ms(), False)} lower latency at "
+            f"batch 1, {fmt_ratio(base.throughput(), chosen.throughput(), True)} throughput at "
+            f"batch {chosen.throughput_batch() or '?'}, "
+            f"{fmt_ratio(base.size_bytes, chosen.size_bytes, False)} smaller{delta}")

@@ -1,6 +1,16 @@
 """Built-in tasks. Importing this package registers them."""
 
 from slimkit.tasks import diabetes, digits, minilm, mnist1d  # noqa: F401  (registers them)
-from slimkit.tasks.base import TASKS, Split, Task, TaskSpec, default_cache_dir, load_task
+from slimkit.tasks.base import (
+    CUSTOM,
+    TASKS,
+    Split,
+    Task,
+    TaskSpec,
+    default_cache_dir,
+    task_names,
+)
+from slimkit.tasks.load import load_task
 
-__all__ = ["TASKS", "Split", "Task", "TaskSpec", "default_cache_dir", "load_task"]
+__all__ = ["CUSTOM", "TASKS", "Split", "Task", "TaskSpec", "default_cache_dir", "load_task",
+           "task_names"]

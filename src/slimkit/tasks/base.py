@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
-from slimkit.errors import TaskError
-from slimkit.registry import Registry
+from slimkit.core.errors import TaskError
+from slimkit.core.registry import Registry
+from slimkit.tasks.metrics import call_metric, kind_metrics
 
 SPLITS = ("train", "val", "test")
-
-
-KINDS = ("classification", "regression", "embedding")
+CUSTOM = "custom"  # the task made from the user's data function (--data file.py:fn)
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,15 @@ class Task:
     def test(self) -> Split:
         return self.splits["test"]
 
+    def score(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        """Every metric of this task for ``outputs`` against ``targets``: its kind's standard
+        metrics and loss, and its own metric function if it has one."""
+        values = kind_metrics(outputs, targets, self.kind)
+        if self.metric_fn is not None:
+            where = str(self.source.get("metric", self.metric))
+            values[self.metric] = call_metric(self.metric_fn, where, outputs, targets)
+        return values
+
     def spec(self) -> dict[str, Any]:
         """The input/output spec as plain data (for run.json and serving)."""
         return {
@@ -116,53 +125,15 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "slimkit"
 
 
-CUSTOM = "custom"  # the task made from the user's data function (--data file.py:fn)
-
-
 def task_names() -> list[str]:
     """Every task name a recipe or flag may give: the built-ins and ``custom``."""
     return [*TASKS.names(), CUSTOM]
-
-
-def load_task(source: str | dict[str, Any], seed: int = 0,
-              cache_dir: str | Path | None = None) -> Task:
-    """Load a task with splits seeded by ``seed``: a built-in by name, or a source
-    ``{"name": ..., "data": "file.py:fn", "metric": ..., "direction": ...}`` as recorded in
-    ``Task.source`` (``custom`` tasks, built-ins with another metric)."""
-    source = {"name": source} if isinstance(source, str) else dict(source)
-    name = source["name"]
-    if name == CUSTOM:
-        if not source.get("data"):
-            raise TaskError("task custom needs your data: --data path/to/file.py:function")
-        from slimkit.tasks.custom import load_custom
-
-        return load_custom(source["data"], seed, source.get("metric"), source.get("direction"))
-    if source.get("data"):
-        raise TaskError(f"--data is for --task custom (or no --task), not for task {name!r}")
-    spec = TASKS.get(name)()
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise TaskError(f"cache folder {folder} cannot be created: {err.strerror}") from None
-    task = spec.load(seed, folder)
-    metric = source.get("metric")
-    if metric and metric != task.metric:
-        from slimkit.measure.metrics import DIRECTIONS, KIND_METRICS
-
-        if metric not in KIND_METRICS[task.kind]:
-            raise TaskError(f"--metric {metric!r}: task {name} is a {task.kind} task; choose "
-                            f"{', '.join(KIND_METRICS[task.kind])}")
-        task = replace(task, metric=metric, direction=DIRECTIONS[metric])
-    return replace(task, source={"name": name, **({"metric": metric} if metric else {})})
 
 
 def carve_val(x: np.ndarray, y: np.ndarray, fraction: float, seed: int,
               stratify: bool = True) -> tuple[Split, Split]:
     """Split (x, y) into train and a validation part of ``fraction`` (stratified by class
     unless ``stratify`` is false), seeded."""
-    from sklearn.model_selection import train_test_split
-
     x_tr, x_val, y_tr, y_val = train_test_split(
         x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
     )

@@ -13,19 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
 
-from slimkit.errors import TaskError
-from slimkit.measure.metrics import DIRECTIONS, KIND_METRICS, kind_of_metric
-from slimkit.tasks.base import SPLITS, Split, Task
-from slimkit.usercode import accepted, call, is_reference, load_function
+from slimkit.core.errors import TaskError
+from slimkit.core.usercode import accepted, call, is_reference, load_function
+from slimkit.tasks.base import CUSTOM, SPLITS, Split, Task, carve_val
+from slimkit.tasks.metrics import DIRECTIONS, KIND_METRICS, kind_of_metric
 
 VAL_FRACTION = 0.1
 
 
 def _array(value: Any, what: str) -> np.ndarray:
     try:
-        import torch
-
         if isinstance(value, torch.Tensor):
             return value.detach().cpu().numpy()
         return np.asarray(value)
@@ -60,8 +60,6 @@ def _from_dataset(dataset: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 def to_arrays(split: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` numpy arrays from any of the accepted split forms."""
-    from torch.utils.data import DataLoader, Dataset
-
     if isinstance(split, DataLoader):
         x, y = _from_loader(split, what)
     elif isinstance(split, Dataset):
@@ -137,8 +135,6 @@ def load_custom(data: str, seed: int, metric: str | None = None,
               if v is not None}
     kind = _kind([y for _, y in arrays.values()], data)
     if "val" not in arrays:
-        from slimkit.tasks.base import carve_val
-
         x, y = arrays["train"]
         stratify = kind == "classification"
         train, val = carve_val(x, y, VAL_FRACTION, seed, stratify=stratify)
@@ -169,8 +165,8 @@ def load_custom(data: str, seed: int, metric: str | None = None,
         outputs = widths.pop()
     name, direction, metric_fn = _metric(metric, direction, kind, data)
     dtype = str(splits["train"].x.dtype)
-    return Task(name="custom", splits=splits, input_shape=tuple(splits["train"].x.shape[1:]),
+    return Task(name=CUSTOM, splits=splits, input_shape=tuple(splits["train"].x.shape[1:]),
                 num_classes=outputs, default_model="", metric=name, direction=direction,
                 seed=seed, kind=kind, input_dtype=dtype, metric_fn=metric_fn,
-                source={"name": "custom", "data": data, "metric": metric,
+                source={"name": CUSTOM, "data": data, "metric": metric,
                         "direction": direction})

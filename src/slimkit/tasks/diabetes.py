@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
 
 from slimkit.tasks.base import TASKS, Split, Task, TaskSpec, cached_arrays, carve_val
 
@@ -14,8 +16,6 @@ TEST_SEED = 0  # the test split is fixed so figures from different seeds are com
 
 
 def _load() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_diabetes
-    from sklearn.model_selection import train_test_split
 
     x, y = load_diabetes(return_X_y=True)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=TEST_SEED)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 from slimkit.tasks.base import TASKS, Split, Task, TaskSpec, cached_arrays, carve_val
 
@@ -12,9 +14,6 @@ TEST_SEED = 0  # the test split is fixed so figures from different seeds are com
 
 
 def _load() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     data = load_digits()
     x = (data.images / 16.0).astype(np.float32)[:, None, :, :]
     y = data.target.astype(np.int64)

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from slimkit.errors import TaskError
+from slimkit.core.errors import TaskError
+from slimkit.models.minilm import EMBED_DIM, PAD_ID, model_path, pretrained_minilm
 from slimkit.tasks.base import TASKS, Split, Task, TaskSpec, cached_arrays
 
 SEQ_LEN = 128
-EMBED_DIM = 384
 TEST_SEED = 0  # the test split is fixed so figures from different seeds are comparable
 TARGET_BATCH = 64
 
@@ -79,7 +80,7 @@ def collect_sentences(modules: tuple[str, ...]) -> list[str]:
     attributes other libraries patch into the stdlib (torch replaces ``inspect.getfile``) do
     not change the corpus.
     """
-    import importlib
+    import importlib  # self-contained: this function's source runs alone in a new interpreter
     import inspect
     import re
     import types
@@ -163,9 +164,7 @@ def sentences(n: int) -> list[str]:
 
 
 def _tokenizer() -> Any:
-    import transformers
-
-    from slimkit.models.minilm import PAD_ID, model_path
+    import transformers  # heavy optional extra (slimkit[transformers]): loaded when used
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_path())
     if tokenizer.pad_token_id != PAD_ID:
@@ -188,10 +187,6 @@ def embed(ids: np.ndarray, batch: int = TARGET_BATCH) -> np.ndarray:
     Rows are run in batches sorted by length with trailing padding columns trimmed (padding
     does not change the result).
     """
-    import torch
-
-    from slimkit.models.minilm import pretrained_minilm
-
     model = pretrained_minilm().eval()
     lengths = (ids != 0).sum(1)
     order = np.argsort(lengths, kind="stable")

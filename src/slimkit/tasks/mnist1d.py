@@ -10,7 +10,7 @@ from slimkit.tasks.base import TASKS, Split, Task, TaskSpec, cached_arrays, carv
 
 
 def _generate() -> dict[str, np.ndarray]:
-    from mnist1d.data import get_dataset_args, make_dataset
+    from mnist1d.data import get_dataset_args, make_dataset  # ~1 s to import: only to generate
 
     state = np.random.get_state()  # the generator seeds numpy's global state; put it back
     try:

@@ -10,11 +10,18 @@ from slimkit.techniques import (  # noqa: F401  (registers the techniques)
     tune,
 )
 from slimkit.techniques.base import (
+    ROLES,
     TECHNIQUES,
     Context,
+    PrefixedTrial,
+    Role,
+    SearchSpec,
+    Seed,
     Technique,
     TechniqueConfig,
     register_technique,
+    searchable,
 )
 
-__all__ = ["TECHNIQUES", "Context", "Technique", "TechniqueConfig", "register_technique"]
+__all__ = ["ROLES", "TECHNIQUES", "Context", "PrefixedTrial", "Role", "SearchSpec", "Seed",
+           "Technique", "TechniqueConfig", "register_technique", "searchable"]

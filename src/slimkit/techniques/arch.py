@@ -4,7 +4,8 @@ A multi-objective Optuna study over family, width, depth, kernel size and expans
 (val metric, measured onnxruntime latency at batch 1). Each trial trains a student, by default
 distilled from the parent as teacher. Architectures measured slower than the parent are
 dropped; of the rest on the Pareto front, the most accurate is retrained as the candidate and
-the whole front is recorded.
+the whole front is recorded. With ``architecture`` given there is no study: that student is
+trained (how a search over technique chains uses ``arch``: one architecture per trial).
 """
 
 from __future__ import annotations
@@ -12,34 +13,46 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import optuna
 import torch
 from pydantic import Field, field_validator
 
-from slimkit.errors import TechniqueError
+from slimkit.core.errors import TechniqueError
+from slimkit.core.runs import Candidate
+from slimkit.core.studies import default_url, make_sampler, open_storage, recover_interrupted
+from slimkit.measure.profile import onnx_latency
 from slimkit.models import build_model, model_config
-from slimkit.studies import default_url, open_storage, recover_interrupted, worker_id
-from slimkit.techniques.base import Context, Technique, register_technique
-from slimkit.techniques.tune import (
-    BudgetReached,
-    StudyLimits,
-    _check_budget,
-    onnx_latency,
-    run_trials,
+from slimkit.techniques.base import (
+    Context,
+    PrefixedTrial,
+    SearchSpec,
+    Seed,
+    Technique,
+    TechniqueConfig,
+    register_technique,
 )
+from slimkit.techniques.budgeted import StudyLimits, recorded, run_trials, start_trial
 from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss
 
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
-
 FAMILIES = ("mobilenet", "efficientnet")
+INPUT_RANKS = (2, 3)  # the efficient families take channels-first signals or images
+
+
+class Architecture(TechniqueConfig):
+    """One student architecture: a family and its arguments."""
+
+    family: Literal["mobilenet", "efficientnet"]
+    args: dict[str, Any] = Field(default_factory=dict)
 
 
 class ArchConfig(StudyLimits):
     """The architecture space, the study's budget and how students are trained."""
+
+    architecture: Architecture | None = Field(
+        None, description="train this architecture instead of searching one")
 
     families: list[Literal["mobilenet", "efficientnet"]] = Field(
         default_factory=lambda: list(FAMILIES), min_length=1)
@@ -73,22 +86,22 @@ class ArchConfig(StudyLimits):
         return value
 
     @property
-    def budget(self) -> int:
+    def trial_budget(self) -> int:
         """Complete trials to run (the name ``run_trials`` reads)."""
         return self.trials
 
 
-def sample_architecture(trial: optuna.Trial, config: ArchConfig,
-                        prefix: str = "") -> tuple[str, dict[str, Any]]:
-    """(family, model args) for one trial; parameter names carry ``prefix``."""
-    family = trial.suggest_categorical(f"{prefix}family", config.families)
-    args = {"width_mult": trial.suggest_categorical(f"{prefix}width_mult", config.width_mult),
-            "depth": trial.suggest_categorical(f"{prefix}depth", config.depth),
-            "kernel_size": trial.suggest_categorical(f"{prefix}kernel_size", config.kernel_size),
-            "expansion": trial.suggest_categorical(f"{prefix}expansion", config.expansion),
-            "head": trial.suggest_categorical(f"{prefix}head", config.head)}
+def sample_architecture(trial: optuna.Trial | PrefixedTrial, config: ArchConfig
+                        ) -> tuple[str, dict[str, Any]]:
+    """(family, model args) for one trial of ``config``'s space."""
+    family = trial.suggest_categorical("family", config.families)
+    args = {"width_mult": trial.suggest_categorical("width_mult", config.width_mult),
+            "depth": trial.suggest_categorical("depth", config.depth),
+            "kernel_size": trial.suggest_categorical("kernel_size", config.kernel_size),
+            "expansion": trial.suggest_categorical("expansion", config.expansion),
+            "head": trial.suggest_categorical("head", config.head)}
     if family == "efficientnet":
-        args["phi"] = trial.suggest_categorical(f"{prefix}phi", config.phi)
+        args["phi"] = trial.suggest_categorical("phi", config.phi)
     return family, model_config(family, args).model_dump()
 
 
@@ -125,21 +138,17 @@ class ArchObjective:
         self.config, self.context, self.teacher = config, context, teacher
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        return recorded(trial, lambda: self._run(trial))
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, float]:
         start = time.perf_counter()
-        trial.set_user_attr("worker", worker_id())
-        _check_budget(trial, self.config.budget)
+        start_trial(trial, self.config.trial_budget)
         family, args = sample_architecture(trial, self.config)
-        try:
-            student, result = train_student(family, args, self.teacher, self.config,
-                                            self.context, "arch", progress=False)
-            with tempfile.TemporaryDirectory(prefix="slimkit-arch-") as tmp:
-                latency = onnx_latency(student, self.context.task,
-                                       self.context.settings.quick(), Path(tmp))
-        except (optuna.TrialPruned, BudgetReached):
-            raise
-        except Exception as err:
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
-            raise
+        student, result = train_student(family, args, self.teacher, self.config, self.context,
+                                        "arch", progress=False)
+        with tempfile.TemporaryDirectory(prefix="slimkit-arch-") as tmp:
+            latency = onnx_latency(student, self.context.task, self.context.settings.quick(),
+                                   Path(tmp))
         trial.set_user_attr("model", {"family": family, "args": args})
         trial.set_user_attr("params_count", sum(p.numel() for p in student.parameters()))
         trial.set_user_attr("trial_seconds", time.perf_counter() - start)
@@ -154,24 +163,20 @@ class Arch(Technique):
     name = "arch"
     description = "multi-objective search of a MobileNet/EfficientNet-style student (acc, latency)"
     Config = ArchConfig
+    role = "compress"
 
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: ArchConfig = self.config  # type: ignore[assignment]
         teacher = context.load_model(parent)[0].eval() if config.distill else None
-        name = f"{context.run_key or context.run_dir.name}-{context.new_id}-arch"
-        maximize = context.task.direction == "maximize"
-        sampler = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
-                   "random": optuna.samplers.RandomSampler}[config.sampler](seed=context.seed)
-        study = optuna.create_study(
-            storage=open_storage(context.storage or default_url(context.run_dir)),
-            study_name=name, load_if_exists=True, sampler=sampler,
-            directions=[context.task.direction, "minimize"])
-        study.set_user_attr("slimkit_arch", {"task": context.task.name, "seed": context.seed})
-        recover_interrupted(study)
-        run_trials(study, ArchObjective(config, context, teacher), config,  # type: ignore[arg-type]
-                   progress=context.progress)
-        study.set_user_attr("finished", True)
-        parent_latency = float(parent.profile["onnxruntime"]["latency_ms"]["p50"])
+        if config.architecture is not None:
+            return self._train(config.architecture.family,
+                               model_config(config.architecture.family,
+                                            config.architecture.args).model_dump(),
+                               teacher, context, {})
+        study = self._study(teacher, context)
+        parent_latency = parent.latency_ms()
+        if parent_latency is None:
+            raise TechniqueError(f"arch: the parent {parent.id} has no onnxruntime latency")
         front = study.best_trials
         kept = fast_enough(front, parent_latency, config.max_latency_ratio)
         if not kept:
@@ -179,21 +184,68 @@ class Arch(Technique):
                 f"arch: none of the {len(front)} Pareto architectures was faster than "
                 f"{config.max_latency_ratio}x the parent's latency ({parent_latency:.4f} ms at "
                 f"batch 1); try smaller width_mult/depth or raise max_latency_ratio")
-        sign = 1.0 if maximize else -1.0
+        sign = 1.0 if context.task.direction == "maximize" else -1.0
         best = max(kept, key=lambda t: (sign * t.values[0], -t.values[1]))
-        family, args = best.user_attrs["model"]["family"], best.user_attrs["model"]["args"]
+        found = {"best_trial": best.number, "parent_latency_ms": parent_latency,
+                 "pareto": [{"number": t.number, "values": t.values,
+                             "model": t.user_attrs.get("model"),
+                             "dropped_as_slower": t not in kept} for t in front],
+                 "trials": [{"number": t.number, "state": t.state.name.lower(),
+                             "values": t.values, "model": t.user_attrs.get("model")}
+                            for t in study.trials if not t.user_attrs.get("budget_reached")]}
+        model = best.user_attrs["model"]
+        return self._train(model["family"], model["args"], teacher, context, found)
+
+    def _study(self, teacher: torch.nn.Module | None, context: Context) -> optuna.Study:
+        """The multi-objective study of this step, run to its budget (resumable)."""
+        config: ArchConfig = self.config  # type: ignore[assignment]
+        study = optuna.create_study(
+            storage=open_storage(context.storage or default_url(context.run_dir)),
+            study_name=f"{context.run_key or context.run_dir.name}-{context.new_id}-arch",
+            load_if_exists=True, sampler=make_sampler(config.sampler, context.seed),
+            directions=[context.task.direction, "minimize"])
+        study.set_user_attr("slimkit_arch", {"task": context.task.name, "seed": context.seed})
+        recover_interrupted(study)
+        run_trials(study, ArchObjective(config, context, teacher), config,
+                   progress=context.progress)
+        study.set_user_attr("finished", True)
+        return study
+
+    def _train(self, family: str, args: dict[str, Any], teacher: torch.nn.Module | None,
+               context: Context, found: dict[str, Any]) -> Candidate:
+        """Train the chosen student and measure it as the candidate."""
+        config: ArchConfig = self.config  # type: ignore[assignment]
         student, result = train_student(family, args, teacher, config, context,
-                                        f"{context.new_id} arch best", context.progress)
+                                        f"{context.new_id} arch", context.progress)
         spec = {"family": family, "args": args, "input_shape": list(context.task.input_shape),
                 "num_classes": context.task.num_classes,
                 "input_dtype": context.task.input_dtype}
-        params = {**config.model_dump(mode="json"), "best_trial": best.number,
-                  "parent_latency_ms": parent_latency,
-                  "pareto": [{"number": t.number, "values": t.values,
-                              "model": t.user_attrs.get("model"),
-                              "dropped_as_slower": t not in kept}
-                             for t in front],
-                  "trials": [{"number": t.number, "state": t.state.name.lower(),
-                              "values": t.values, "model": t.user_attrs.get("model")}
-                             for t in study.trials if not t.user_attrs.get("budget_reached")]}
+        params = {**config.model_dump(mode="json"), **found}
         return context.materialize(student, spec, params=params, training=result.to_dict())
+
+    @classmethod
+    def applies(cls, spec: SearchSpec) -> bool:
+        """The efficient families take float signals (C, L) or images (C, H, W)."""
+        return spec.input_dtype == "float32" and len(spec.input_shape) in INPUT_RANKS
+
+    @classmethod
+    def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> ArchConfig:
+        """One architecture of the default space, distilled from the parent."""
+        family, args = sample_architecture(trial, ArchConfig())
+        return ArchConfig(architecture=Architecture(family=family, args=args),
+                          train=TrainConfig(**spec.train))
+
+    @classmethod
+    def label(cls, config: TechniqueConfig) -> str:
+        arch: ArchConfig = config  # type: ignore[assignment]
+        if arch.architecture is None:
+            return f"{arch.trials} trials"
+        args = model_config(arch.architecture.family, arch.architecture.args).model_dump()
+        phi = f" phi{args['phi']:g}" if "phi" in args else ""
+        return (f"{arch.architecture.family} w{args['width_mult']:g} d{args['depth']} "
+                f"k{args['kernel_size']} e{args['expansion']} {args['head']}{phi}")
+
+    @classmethod
+    def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        return [Seed({"family": "mobilenet", "width_mult": 0.5, "depth": 3, "kernel_size": 5,
+                      "expansion": 4, "head": "flatten"})]

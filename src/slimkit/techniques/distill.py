@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from pydantic import Field, model_validator
 
-from slimkit.errors import TechniqueError
-from slimkit.models import build_model
-from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.core.errors import TechniqueError
+from slimkit.core.runs import Candidate
+from slimkit.models import build_model, model_config
+from slimkit.techniques.base import (
+    Context,
+    PrefixedTrial,
+    SearchSpec,
+    Seed,
+    Technique,
+    TechniqueConfig,
+    register_technique,
+)
 from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss, capture
 
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
+WIDTHS = ("width", "width_mult")  # the model arguments a width multiplier scales
 
 
 class StudentSpec(TechniqueConfig):
@@ -70,6 +78,7 @@ class Distill(Technique):
     name = "distill"
     description = "train a smaller student on the teacher's softened logits (+ features)"
     Config = DistillConfig
+    role = "compress"
 
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: DistillConfig = self.config  # type: ignore[assignment]
@@ -101,15 +110,31 @@ class Distill(Technique):
         return context.materialize(student, spec, params=params, training=result.to_dict())
 
     @classmethod
-    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
-        if "width" not in spec["args"] and "width_mult" not in spec["args"]:
-            return None
-        return {"width_mult": trial.suggest_categorical("distill.width_mult",
-                                                        [0.125, 0.25, 0.375, 0.5])}
+    def applies(cls, spec: SearchSpec) -> bool:
+        """A student the teacher's shape but narrower: the model needs a width argument."""
+        return any(key in spec.model_args for key in WIDTHS)
+
+    @classmethod
+    def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> DistillConfig:
+        """The teacher's architecture at 1/8 to 1/2 of its width, distilled."""
+        width = trial.suggest_categorical("width_mult", [0.125, 0.25, 0.375, 0.5])
+        return DistillConfig(width_mult=width, train=TrainConfig(**spec.train))
+
+    @classmethod
+    def label(cls, config: TechniqueConfig) -> str:
+        distill: DistillConfig = config  # type: ignore[assignment]
+        if distill.student is not None:
+            return distill.student.model
+        parts = [f"{key} x{value:g}" for key, value in (("width", distill.width_mult),
+                                                         ("depth", distill.depth_mult))
+                 if value is not None]
+        return ", ".join(parts)
+
+    @classmethod
+    def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        return [Seed({"width_mult": 0.25}, lower_precision=True)]
 
 
 def student_spec_args(family: str, args: dict[str, Any]) -> dict[str, Any]:
     """The student's full args (defaults filled in), as stored with the model."""
-    from slimkit.models import model_config
-
     return model_config(family, args).model_dump()

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from slimkit.deploy.export import export_torchscript
+from slimkit.core.runs import Candidate
+from slimkit.measure.parity import PARITY_SAMPLES
+from slimkit.measure.torchscript import export_torchscript
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
-
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
 
 
 class ExportConfig(TechniqueConfig):
+    """Which checked formats to write besides ONNX."""
+
     formats: list[Literal["onnx", "torchscript"]] = Field(
         default_factory=lambda: ["onnx", "torchscript"],
         description="formats to write (ONNX is always written: it is what gets measured)")
@@ -32,7 +33,7 @@ class Export(Technique):
         if "torchscript" in config.formats:
             rel = f"candidates/{context.new_id}/model.ts"
             record = export_torchscript(model, context.task.input_shape, context.run_dir / rel,
-                                        context.task.test.x[:512])
+                                        context.task.test.x[:PARITY_SAMPLES])
             candidate.artifacts["torchscript"] = rel
             candidate.parity = {"onnx": candidate.parity, "torchscript": record}
         return candidate

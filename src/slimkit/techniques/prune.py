@@ -10,23 +10,30 @@ tensors really shrink. Either can follow a one-shot, iterative or gradual (cubic
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
+import torch_pruning as tp
 from pydantic import Field, model_validator
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from slimkit.errors import TechniqueError
+from slimkit.core.errors import TechniqueError
+from slimkit.core.runs import Candidate
 from slimkit.measure.compare import measurably_faster
-from slimkit.measure.metrics import training_loss
 from slimkit.measure.profile import model_stats
-from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.tasks.metrics import training_loss
+from slimkit.techniques.base import (
+    Context,
+    PrefixedTrial,
+    SearchSpec,
+    Seed,
+    Technique,
+    TechniqueConfig,
+    register_technique,
+)
 from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss
-
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
 
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
@@ -108,8 +115,6 @@ def _unstructured_step(model: nn.Module, head: nn.Module, previous: float, targe
 
 
 def _importance(config: PruneConfig) -> Any:
-    import torch_pruning as tp
-
     if config.importance == "taylor":
         return tp.importance.TaylorImportance()
     if config.importance == "group_norm":
@@ -121,8 +126,6 @@ def _importance(config: PruneConfig) -> Any:
 
 def _pruner(model: nn.Module, head: nn.Module, context: Context, config: PruneConfig,
             ratios: list[float]) -> Any:
-    import torch_pruning as tp
-
     example = torch.from_numpy(context.task.train.x[:2])
     try:
         return tp.pruner.BasePruner(
@@ -197,6 +200,7 @@ class Prune(Technique):
     name = "prune"
     description = "structured (channels, torch-pruning) or unstructured (magnitude) pruning"
     Config = PruneConfig
+    role = "compress"
 
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: PruneConfig = self.config  # type: ignore[assignment]
@@ -210,9 +214,8 @@ class Prune(Technique):
             return self._own_structure(model, spec, teacher, parent, context, config)
         head = classifier_head(model, context.task.num_classes)
         base_macs = model_stats(model, context.task.input_shape, context.task.input_dtype)["macs"]
-        target = (config.ratio if config.speedup is None
-                  else _ratio_for_speedup(model, head, context, config))
-        assert target is not None
+        target = (_ratio_for_speedup(model, head, context, config) if config.speedup
+                  else config.ratio or 0.0)
         ratios = schedule_ratios(config.schedule, target, config.steps)
         structured = config.mode == "structured"
         pruner = _pruner(model, head, context, config, ratios) if structured else None
@@ -241,17 +244,8 @@ class Prune(Technique):
             for m in model.modules():
                 if isinstance(m, PRUNABLE) and torch_prune.is_pruned(m):
                     torch_prune.remove(m, "weight")  # permanent before export
-        final_macs = history[-1]["macs"]
-        params = {**config.model_dump(), "pruning_ratio": target,
-                  "mac_speedup": round(base_macs / max(final_macs, 1), 4),
-                  "schedule_trace": history}
-        training = trainings[-1] if trainings else {}
-        if len(trainings) > 1:
-            training = {**training, "steps": trainings}
-        candidate = context.materialize(model, spec, params=params, training=training)
-        if not measurably_faster(candidate.profile, parent.profile, config.min_speedup - 1):
-            candidate.flags.append("no_speedup")
-        return candidate
+        return self._measure(model, spec, parent, context, target, base_macs, history,
+                             trainings)
 
     def _own_structure(self, model: nn.Module, spec: dict[str, Any], teacher: nn.Module | None,
                        parent: Candidate, context: Context, config: PruneConfig) -> Candidate:
@@ -270,18 +264,41 @@ class Prune(Technique):
             if epochs[i] > 0:
                 trainings.append(self._finetune(model, teacher, context, config, epochs[i], i))
         spec = {**spec, "args": {**spec["args"], **model.args}}  # type: ignore[operator]
-        params = {**config.model_dump(), "pruning_ratio": config.ratio,
+        return self._measure(model, spec, parent, context, config.ratio or 0.0, base_macs,
+                             history, trainings)
+
+    def _measure(self, model: nn.Module, spec: dict[str, Any], parent: Candidate,
+                 context: Context, target: float, base_macs: int,
+                 history: list[dict[str, Any]], trainings: list[dict[str, Any]]) -> Candidate:
+        """The pruned model as a measured candidate; ``no_speedup`` flags one that is not
+        measurably faster than its parent (onnxruntime, batch 1 and the throughput batch)."""
+        config: PruneConfig = self.config  # type: ignore[assignment]
+        params = {**config.model_dump(), "pruning_ratio": target,
                   "mac_speedup": round(base_macs / max(history[-1]["macs"], 1), 4),
                   "schedule_trace": history}
         training = trainings[-1] if trainings else {}
+        if len(trainings) > 1:
+            training = {**training, "steps": trainings}
         candidate = context.materialize(model, spec, params=params, training=training)
-        if not measurably_faster(candidate.profile, parent.profile, config.min_speedup - 1):
+        if not measurably_faster(candidate, parent, config.min_speedup - 1):
             candidate.flags.append("no_speedup")
         return candidate
 
     @classmethod
-    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
-        return {"ratio": trial.suggest_float("prune.ratio", 0.3, 0.9, step=0.05)}
+    def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> PruneConfig:
+        """Structured pruning of 30-90% of the channels, fine-tuned with distillation from the
+        unpruned parent."""
+        return PruneConfig(ratio=trial.suggest_float("ratio", 0.3, 0.9, step=0.05),
+                           finetune=TrainConfig(**spec.train), distill=DistillOptions())
+
+    @classmethod
+    def label(cls, config: TechniqueConfig) -> str:
+        prune: PruneConfig = config  # type: ignore[assignment]
+        return f"{prune.speedup:g}x MACs" if prune.speedup else f"{prune.ratio:g}"
+
+    @classmethod
+    def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        return [Seed({"ratio": 0.75}, lower_precision=True), Seed({"ratio": 0.5})]
 
     def _finetune(self, model: nn.Module, teacher: nn.Module | None, context: Context,
                   config: PruneConfig, epochs: int, step: int) -> dict[str, Any]:

@@ -11,25 +11,42 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
+from onnxruntime.quantization import (
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.transformers.float16 import convert_float_to_float16
 from pydantic import Field
 
-from slimkit.deploy.export import export_onnx, run_onnx
-from slimkit.errors import TechniqueError
-from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
+from slimkit.core.errors import TechniqueError
+from slimkit.core.runs import Candidate
+from slimkit.measure.evaluate import split_metrics
+from slimkit.measure.onnx import export_onnx, run_onnx
+from slimkit.techniques.base import (
+    Context,
+    PrefixedTrial,
+    SearchSpec,
+    Seed,
+    Technique,
+    TechniqueConfig,
+    register_technique,
+)
 from slimkit.techniques.fake_quant import fake_quantized, fold_batchnorm
 from slimkit.training import TrainConfig, fit
-
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
@@ -100,8 +117,6 @@ def is_reduced(path: Path, mode: str) -> bool:
 def quiet_quantizer() -> Iterator[None]:
     """onnxruntime's quantizer writes its notes (pre-processing advice, axis warnings) to the
     root logger; keep them off the terminal (errors still raise)."""
-    import logging
-
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
@@ -120,14 +135,6 @@ def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
 
 def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Context,
                    exclude: list[str]) -> None:
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-
     ops = config.op_types  # None: onnxruntime's full list
     if config.mode == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=ops,
@@ -156,8 +163,6 @@ def _strip_value_info(path: Path) -> None:
 
 
 def _fp16(src: Path, dst: Path) -> None:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
     _toposort(model.graph)  # the converter appends its input casts after their consumers
     onnx.save(model, str(dst))
@@ -182,8 +187,6 @@ def _toposort(graph: onnx.GraphProto) -> None:
 def val_score(path: Path, context: Context) -> float:
     """The task's metric on val for the ONNX model at ``path``, signed so that higher is
     better (a difference of two scores is a drop in the metric's units)."""
-    from slimkit.measure.evaluate import split_metrics
-
     task = context.task
     value = split_metrics(run_onnx(path, task.val.x), task.val, task)[task.metric]
     return value if task.direction == "maximize" else -value
@@ -234,10 +237,22 @@ class Quantize(Technique):
     name = "quantize"
     description = "int8 (dynamic, static QDQ, QAT) or fp16 ONNX for onnxruntime"
     Config = QuantizeConfig
+    role = "precision"
 
     @classmethod
-    def search_space(cls, trial: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
-        return {"mode": trial.suggest_categorical("quantize.mode", ["dynamic", "static", "qat"])}
+    def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> QuantizeConfig:
+        """An int8 mode; per-channel weights are chosen on val, the accuracy fallback keeps
+        sensitive layers in float within what the chain has left of the budget."""
+        return QuantizeConfig(mode=trial.suggest_categorical("mode",
+                                                             ["dynamic", "static", "qat"]))
+
+    @classmethod
+    def label(cls, config: TechniqueConfig) -> str:
+        return str(config.mode)  # type: ignore[attr-defined]
+
+    @classmethod
+    def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        return [Seed({"mode": "static"})]
 
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: QuantizeConfig = self.config  # type: ignore[assignment]
@@ -249,6 +264,7 @@ class Quantize(Technique):
                 result = fit(model, context.task, config.qat, seed=context.seed,
                              progress=context.progress, description=f"{context.new_id} qat")
             training = result.to_dict()
+        params: dict[str, Any] = config.model_dump()
         with tempfile.TemporaryDirectory(prefix="slimkit-quant-") as tmp:
             folder = Path(tmp)
             fp32 = folder / "fp32.onnx"
@@ -259,58 +275,12 @@ class Quantize(Technique):
                 export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
             src = fp32
             if config.preprocess and config.mode != "fp16":
-                from onnxruntime.quantization.shape_inference import quant_pre_process
-
-                src = folder / "pre.onnx"
-                try:  # it writes a temporary file into the current folder: keep it in ours
-                    with working_directory(folder), quiet_quantizer():
-                        quant_pre_process(str(fp32), str(src))
-                except Exception as err:  # e.g. symbolic shapes it cannot follow
-                    src = fp32
-                    params_note = f"skipped ({type(err).__name__})"
-                else:
-                    params_note = "done"
-            params: dict[str, Any] = config.model_dump()
-            if config.preprocess and config.mode != "fp16":
-                params["preprocess_result"] = params_note
-            exhausted = False
+                src, params["preprocess_result"] = _preprocess(fp32, folder)
             if config.mode == "fp16":
-                out = folder / "fp16.onnx"
+                out, exhausted = folder / "fp16.onnx", False
                 _fp16(src, out)
             else:
-                if config.per_channel == "auto":
-                    config = _choose_granularity(src, folder, config, context)
-                    params["per_channel"] = config.per_channel
-                    params["per_channel_choice"] = f"auto (val {context.task.metric})"
-                nodes = quantizable_nodes(src, config.op_types)
-                if not nodes:
-                    kinds = ", ".join(config.op_types or QUANTIZABLE)
-                    raise TechniqueError(f"quantize: the model has no quantizable operators "
-                                         f"(looked for {kinds})")
-                counter = iter(range(10**6))
-
-                def make(exclude: list[str]) -> Path:
-                    out = folder / f"q{next(counter)}.onnx"
-                    _quantize(src, out, config, context, exclude)
-                    return out
-
-                out = make([])
-                budget = config.max_accuracy_drop
-                if budget is None:
-                    budget = context.constraints.get("max_accuracy_drop")
-                float_acc = val_score(fp32, context)
-                params["float_val_accuracy"] = float_acc  # signed score (see val_score)
-                params["float_val_metric"] = {context.task.metric: float_acc if
-                                              context.task.direction == "maximize"
-                                              else -float_acc}
-                params["excluded"] = []
-                if (config.fallback and budget is not None
-                        and float_acc - val_score(out, context) > budget):
-                    out, excluded, sensitivity = _fallback(make, nodes, float_acc, budget,
-                                                           context)
-                    params.update(excluded=excluded, sensitivity=sensitivity,
-                                  fallback_budget=budget)
-                    exhausted = len(excluded) == len(nodes)
+                out, exhausted = self._int8(src, fp32, folder, context, params)
             if not exhausted and not is_reduced(out, config.mode):
                 raise TechniqueError(f"quantize: {config.mode} produced no reduced-precision "
                                      f"operator for this model")
@@ -319,3 +289,51 @@ class Quantize(Technique):
         if exhausted:
             candidate.flags.append("fallback_exhausted")  # every layer had to stay float
         return candidate
+
+    def _int8(self, src: Path, fp32: Path, folder: Path, context: Context,
+              params: dict[str, Any]) -> tuple[Path, bool]:
+        """The int8 model of ``src`` (per-channel choice and accuracy fallback recorded in
+        ``params``); True when the fallback had to keep every layer in float."""
+        config: QuantizeConfig = self.config  # type: ignore[assignment]
+        if config.per_channel == "auto":
+            config = _choose_granularity(src, folder, config, context)
+            params["per_channel"] = config.per_channel
+            params["per_channel_choice"] = f"auto (val {context.task.metric})"
+        nodes = quantizable_nodes(src, config.op_types)
+        if not nodes:
+            kinds = ", ".join(config.op_types or QUANTIZABLE)
+            raise TechniqueError(f"quantize: the model has no quantizable operators "
+                                 f"(looked for {kinds})")
+        counter = iter(range(10**6))
+
+        def make(exclude: list[str]) -> Path:
+            out = folder / f"q{next(counter)}.onnx"
+            _quantize(src, out, config, context, exclude)
+            return out
+
+        out = make([])
+        budget = config.max_accuracy_drop
+        if budget is None:
+            budget = context.constraints.get("max_accuracy_drop")
+        float_acc = val_score(fp32, context)
+        params["float_val_accuracy"] = float_acc  # signed score (see val_score)
+        params["float_val_metric"] = {context.task.metric: float_acc if
+                                      context.task.direction == "maximize" else -float_acc}
+        params["excluded"] = []
+        if not config.fallback or budget is None or float_acc - val_score(out, context) <= budget:
+            return out, False
+        out, excluded, sensitivity = _fallback(make, nodes, float_acc, budget, context)
+        params.update(excluded=excluded, sensitivity=sensitivity, fallback_budget=budget)
+        return out, len(excluded) == len(nodes)
+
+
+def _preprocess(fp32: Path, folder: Path) -> tuple[Path, str]:
+    """onnxruntime's shape inference and graph optimization before quantizing; a model it
+    cannot follow (symbolic shapes) is quantized as it is. Returns (model, what happened)."""
+    out = folder / "pre.onnx"
+    try:  # it writes a temporary file into the current folder: keep it in ours
+        with working_directory(folder), quiet_quantizer():
+            quant_pre_process(str(fp32), str(out))
+    except Exception as err:
+        return fp32, f"skipped ({type(err).__name__})"
+    return out, "done"

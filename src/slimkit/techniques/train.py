@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import torch
 from pydantic import Field
 
+from slimkit.core.runs import Candidate
 from slimkit.models import build_model
 from slimkit.techniques.base import Context, Technique, TechniqueConfig, register_technique
-
-if TYPE_CHECKING:  # pipeline sits above techniques
-    from slimkit.pipeline.run import Candidate
 from slimkit.training import TrainConfig, fit
 
 
 class TrainStepConfig(TrainConfig, TechniqueConfig):
+    """Every trainer option, and whether to start again from fresh weights."""
+
     from_scratch: bool = Field(False, description="re-initialize instead of fine-tuning")
 
 
@@ -28,8 +27,6 @@ class Train(Technique):
         config: TrainStepConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)
         if config.from_scratch:
-            import torch
-
             torch.manual_seed(context.seed)
             model = build_model(spec["family"], spec["args"], tuple(spec["input_shape"]),
                                 spec["num_classes"], spec.get("input_dtype", "float32"))

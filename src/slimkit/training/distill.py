@@ -9,6 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slimkit.core.errors import TechniqueError
+from slimkit.tasks.metrics import training_loss
+
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
             temperature: float) -> torch.Tensor:
@@ -24,8 +27,6 @@ def soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: 
     task's own loss against the teacher's outputs (the temperature does not apply)."""
     if kind == "classification":
         return kd_loss(student, teacher, temperature)
-    from slimkit.measure.metrics import training_loss
-
     return training_loss(kind)(student, teacher)
 
 
@@ -54,8 +55,6 @@ def capture(model: nn.Module, layer: str | None, store: dict[str, torch.Tensor],
         return
     modules = dict(model.named_modules())
     if layer not in modules:
-        from slimkit.errors import TechniqueError
-
         names = ", ".join(n for n in modules if n) or "none"
         raise TechniqueError(f"feature_layer: no layer named {layer!r}; layers: {names}")
     handle = modules[layer].register_forward_hook(

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from slimkit.measure.evaluate import evaluate, trim_padding
-from slimkit.measure.metrics import training_loss
-from slimkit.tasks.base import Task
+from slimkit.tasks import Task
+from slimkit.tasks.metrics import training_loss
 from slimkit.training.config import TrainConfig
 from slimkit.training.progress import EpochProgress
 

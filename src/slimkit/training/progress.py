@@ -6,7 +6,7 @@ from types import TracebackType
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from slimkit.console import err_console
+from slimkit.core.console import err_console
 
 
 class EpochProgress:

@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import optuna
+from optuna.artifacts import download_artifact, upload_artifact
 
-from slimkit.errors import StoreError
+from slimkit.core.errors import StoreError
 
 SCHEMA_RETRIES = 3
 HEARTBEAT_S = 10
 GRACE_S = 30
 CONNECT_TIMEOUT_S = 5
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # slimkit prints its own progress
+
 
 def default_url(run_dir: Path) -> str:
+    """The run folder's own SQLite study database."""
     return f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
@@ -58,6 +62,7 @@ def _refuse(url: str, err: Exception) -> NoReturn:
 
 
 def worker_id() -> str:
+    """``host:pid`` of this process, recorded on every trial it runs."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -71,15 +76,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def owner_alive(owner: str) -> bool | None:
+    """Whether the process ``host:pid`` (a ``worker_id``) still runs: None when it runs on
+    another machine (this one cannot tell)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    return _alive(int(pid))
+
+
 def recover_interrupted(study: optuna.Study) -> list[int]:
     """Fail this machine's RUNNING trials whose process is gone (a kill -9) and queue their
     parameters again. Trials of other machines are left to the heartbeat."""
-    host = socket.gethostname()
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = str(trial.user_attrs.get("worker", ""))
-        name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
+        if owner_alive(str(trial.user_attrs.get("worker", ""))) is not False:
             continue
         # Optuna has no public call to fail another process's trial; its own heartbeat code
         # (fail_stale_trials) uses the same storage method.
@@ -95,6 +106,33 @@ def counted(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+SAMPLERS = ("tpe", "random", "grid", "gp", "cmaes", "nsga2")
+
+
+def make_sampler(kind: str, seed: int, *, grid: dict[str, list[Any]] | None = None,
+                 startup_trials: int | None = None, multivariate: bool = False
+                 ) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler ``kind`` (one of ``SAMPLERS``), seeded. ``grid`` is the grid
+    sampler's search space; ``startup_trials`` and ``multivariate`` (grouped multivariate TPE
+    for conditional spaces) tune TPE."""
+    if kind == "grid":
+        return optuna.samplers.GridSampler(grid or {}, seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    options: dict[str, Any] = {"multivariate": True, "group": True} if multivariate else {}
+    if startup_trials is not None:
+        options["n_startup_trials"] = startup_trials
+    with warnings.catch_warnings():  # multivariate/group TPE are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, **options)
+
+
 def artifact_store(folder: Path) -> optuna.artifacts.FileSystemArtifactStore:
     """Optuna's file-system artifact store in ``folder`` (a shared folder for workers)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,8 +141,6 @@ def artifact_store(folder: Path) -> optuna.artifacts.FileSystemArtifactStore:
 
 def download(store: Any, artifact_id: str, path: Path) -> Path:
     """Fetch an artifact into ``path``."""
-    from optuna.artifacts import download_artifact
-
     path.parent.mkdir(parents=True, exist_ok=True)
     download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
     return path
@@ -112,6 +148,4 @@ def download(store: Any, artifact_id: str, path: Path) -> Path:
 
 def upload(store: Any, path: Path, trial: optuna.Trial | optuna.Study) -> str:
     """Store ``path`` as an artifact of ``trial`` (or a study); returns its id."""
-    from optuna.artifacts import upload_artifact
-
     return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)

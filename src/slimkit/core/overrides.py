@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from slimkit.errors import RecipeError
+from slimkit.core.errors import RecipeError
 
 
 def parse_value(text: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from slimkit.errors import SlimkitError
+from slimkit.core.errors import SlimkitError
 
 T = TypeVar("T")
 
@@ -33,6 +33,10 @@ class Registry(Generic[T]):
             return obj
 
         return decorate
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin registered for a while, e.g. by a test)."""
+        self._items.pop(name, None)
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` or raise a clear error listing the choices."""

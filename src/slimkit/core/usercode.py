@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from slimkit.errors import SlimkitError
+from slimkit.core.errors import SlimkitError
 
 
 def is_reference(text: str | None) -> bool:
@@ -61,13 +61,13 @@ def import_file(path: Path, error: type[SlimkitError]) -> ModuleType:
         spec.loader.exec_module(module)
     except BaseException as err:
         del sys.modules[name]
-        raise error(f"{path}: import failed: {describe(err, path)}") from None
+        raise error(f"{path}: import failed: {describe_failure(err, path)}") from None
     finally:
         sys.path.remove(str(path.parent))
     return module
 
 
-def describe(err: BaseException, path: Path | None = None) -> str:
+def describe_failure(err: BaseException, path: Path | None = None) -> str:
     """``Kind: message (file.py line N)``, pointing at the user's own line when it is known."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     where = ""
@@ -113,7 +113,7 @@ def load_function(ref: str, error: type[SlimkitError], what: str) -> Callable[..
         except ImportError as err:
             raise error(f"{what} {ref!r}: cannot import module {target!r} ({err})") from None
         except Exception as err:
-            raise error(f"{what} {ref!r}: import failed: {describe(err)}") from None
+            raise error(f"{what} {ref!r}: import failed: {describe_failure(err)}") from None
     obj = getattr(module, fn, None)
     if obj is None:
         found = sorted(n for n, v in vars(module).items()
@@ -137,7 +137,7 @@ def call(fn: Callable[..., Any], ref: str, error: type[SlimkitError], *args: Any
     except Exception as err:
         target = ref.rpartition(":")[0]
         path = Path(target) if target.endswith(".py") else None
-        raise error(f"{ref} raised {describe(err, path)}") from None
+        raise error(f"{ref} raised {describe_failure(err, path)}") from None
 
 
 def accepted(fn: Callable[..., Any]) -> tuple[set[str], bool]:

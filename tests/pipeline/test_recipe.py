@@ -7,10 +7,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slimkit.errors import RecipeError, SlimkitError
-from slimkit.recipe import load_recipe
+from slimkit.core.errors import RecipeError, SlimkitError
+from slimkit.pipeline.recipe import load_recipe
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples" / "recipes").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "recipes").glob("*.yaml"))
 VALID = {
     "version": 1, "task": "digits", "seed": 0,
     "baseline": {"model": "mlp", "model_args": {"width": 16}, "train": {"epochs": 2}},

@@ -13,20 +13,19 @@ returning a number (with the direction the user gives). ``loss`` is always repor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from slimkit.tasks.base import Task
+from slimkit.core.errors import TaskError
 
 KIND_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1"),
     "regression": ("mse", "mae"),
     "embedding": ("cosine", "top10"),
 }
+KINDS = tuple(KIND_METRICS)
 DIRECTIONS = {"accuracy": "maximize", "f1": "maximize", "mse": "minimize", "mae": "minimize",
               "cosine": "maximize", "top10": "maximize"}
 PERCENT_METRICS = ("accuracy", "f1", "top10")  # shown as percentages
@@ -109,22 +108,12 @@ def kind_metrics(outputs: np.ndarray, targets: np.ndarray, kind: str) -> dict[st
             "loss": embedding_loss(out_t, y_t.float()).item()}
 
 
-def task_metrics(outputs: np.ndarray, targets: np.ndarray, task: Task) -> dict[str, float]:
-    """Every metric of ``task`` on one split: the kind's, and the task's own metric."""
-    values = kind_metrics(outputs, targets, task.kind)
-    if task.metric_fn is not None:
-        values[task.metric] = user_metric(task, outputs, targets)
-    return values
-
-
-def user_metric(task: Task, outputs: np.ndarray, targets: np.ndarray) -> float:
-    """Call the user's metric function; a failure or a non-number is the user's error."""
-    from slimkit.errors import TaskError
-
-    assert task.metric_fn is not None
-    where = task.source.get("metric", task.metric)
+def call_metric(fn: Callable[[np.ndarray, np.ndarray], float], where: str,
+                outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Call a user's metric function; a failure, a non-number or nan is the user's error,
+    named by ``where`` (its reference)."""
     try:
-        value = task.metric_fn(outputs, targets)
+        value = fn(outputs, targets)
     except Exception as err:
         raise TaskError(f"metric {where} raised {type(err).__name__}: {err}") from None
     try:
@@ -135,18 +124,3 @@ def user_metric(task: Task, outputs: np.ndarray, targets: np.ndarray) -> float:
     if number != number:
         raise TaskError(f"metric {where} returned nan")
     return number
-
-
-def output_fidelity(got: np.ndarray, expected: np.ndarray, kind: str) -> dict[str, Any]:
-    """How close a reduced-precision model's outputs are to the float model's: agreement of
-    predicted classes, mean cosine of embeddings, or the relative mean absolute error."""
-    diff = float(np.abs(got.astype(np.float64) - expected).max()) if got.size else 0.0
-    record: dict[str, Any] = {"max_abs_diff": diff, "samples": len(got)}
-    if kind == "classification":
-        agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-        return {"check": "class_agreement", "agreement": agreement, **record}
-    if kind == "embedding":
-        return {"check": "cosine", "cosine": mean_cosine(got, expected), **record}
-    scale = float(np.mean(np.abs(expected))) or 1.0
-    rel = float(np.mean(np.abs(got.astype(np.float64) - expected))) / scale
-    return {"check": "relative_mae", "relative_mae": rel, **record}

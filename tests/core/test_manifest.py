@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 import slimkit
-from slimkit.atomic import write_json
-from slimkit.errors import StoreError
-from slimkit.pipeline.run import Run
-from slimkit.pipeline.store import load_model, prepare_folder, read_manifest
+from slimkit.core.atomic import write_json
+from slimkit.core.errors import StoreError
+from slimkit.core.manifest import prepare_folder, read_manifest
+from slimkit.core.runs import Run
+from slimkit.models import load_model
 
 CONTRACT_KEYS = {"schema", "run", "task", "seed", "env", "baseline", "candidates", "pareto",
                  "selected", "constraints"}
@@ -50,8 +51,8 @@ def test_run_json_round_trips(tiny_run: Run) -> None:
 def test_saved_model_rebuilds_with_the_same_outputs(tiny_run: Run) -> None:
     import numpy as np
 
-    from slimkit.deploy import run_onnx
     from slimkit.measure.evaluate import predict
+    from slimkit.measure.onnx import run_onnx
     from slimkit.tasks import load_task
 
     model, spec = load_model(tiny_run.path / "candidates/c0/model.pt")

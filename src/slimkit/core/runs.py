@@ -1,4 +1,8 @@
-"""Candidate and Run: the in-memory form of run.json (see DESIGN.md for the contract)."""
+"""Candidate and Run: the in-memory form of run.json (see DESIGN.md for the contract).
+
+A candidate's ``profile`` is stored exactly as run.json holds it; read it through the accessors
+(``latency_ms``, ``throughput``, ``size_bytes``, ``stat``) rather than digging into the dict.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimkit.core.errors import StoreError
+
 SCHEMA = 1
+BACKENDS = ("onnxruntime", "torch")
 
 
 @dataclass
@@ -30,36 +37,48 @@ class Candidate:
     violations: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    run_path: Path | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("run_path")
         data["export"] = data.pop("parity")  # the run.json name (schema 1)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Candidate:
         data = {("parity" if k == "export" else k): v for k, v in data.items()}
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__
-                 and k != "run_path"}
-        return cls(**known)
-
-    def export(self, to: str | Path, format: str = "onnx", force: bool = False
-               ) -> dict[str, Any]:
-        """Write this candidate's deployable model to ``to`` (``onnx`` or ``torchscript``),
-        checked against the torch model on real test inputs; returns the parity record."""
-        from slimkit.api import export
-        from slimkit.errors import StoreError
-
-        if self.run_path is None:
-            raise StoreError(f"candidate {self.id} is not attached to a run folder; use "
-                             f"slimkit.export(run, to, candidate={self.id!r})")
-        return export(self.run_path, to, candidate=self.id, format=format,  # type: ignore[arg-type]
-                      force=force)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def metric(self, split: str, name: str) -> float | None:
+        """The value of metric ``name`` on ``split`` (None if not measured)."""
         return self.metrics.get(split, {}).get(name)
+
+    def backend(self, backend: str = "onnxruntime") -> dict[str, Any]:
+        """The timing record of one backend (empty if it was not profiled)."""
+        return self.profile.get(backend) or {}
+
+    def latency_ms(self, backend: str = "onnxruntime", quantile: str = "p50") -> float | None:
+        """Latency at the profile's latency batch (batch 1 by default), in ms."""
+        value = (self.backend(backend).get("latency_ms") or {}).get(quantile)
+        return None if value is None else float(value)
+
+    def throughput(self, backend: str = "onnxruntime") -> float | None:
+        """Samples per second at the throughput batch."""
+        value = self.backend(backend).get("throughput_sps")
+        return None if value is None else float(value)
+
+    def throughput_batch(self, backend: str = "onnxruntime") -> int | None:
+        """The batch size the throughput was measured at."""
+        return self.backend(backend).get("throughput_batch")
+
+    @property
+    def size_bytes(self) -> int | None:
+        """Bytes of the deployable artifact (the ONNX file)."""
+        return self.profile.get("size_bytes")
+
+    def stat(self, name: str) -> float | None:
+        """A model statistic of the profile: ``params``, ``nonzero_params``, ``macs``,
+        ``gzip_size_bytes``, ``peak_rss_mb``, ``model_rss_mb``."""
+        return self.profile.get(name)
 
 
 @dataclass
@@ -78,18 +97,17 @@ class Run:
     task_spec: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
+    running: dict[str, Any] | None = None  # the step being computed now: candidate, step, since
     schema: int = SCHEMA
     path: Path | None = None
 
     def candidate(self, cid: str) -> Candidate:
-        from slimkit.errors import StoreError
-
-        for cand in self.candidates:
-            if cand.id == cid:
-                cand.run_path = self.path
-                return cand
-        ids = ", ".join(c.id for c in self.candidates) or "none"
-        raise StoreError(f"run {self.run!r} has no candidate {cid!r}; candidates: {ids}")
+        """The candidate ``cid``; an unknown id is one clear error listing the ids."""
+        found = self._find(cid)
+        if found is None:
+            ids = ", ".join(c.id for c in self.candidates) or "none"
+            raise StoreError(f"run {self.run!r} has no candidate {cid!r}; candidates: {ids}")
+        return found
 
     @property
     def baseline(self) -> Candidate | None:
@@ -103,18 +121,20 @@ class Run:
         return self._find(self.selected_id)
 
     def _find(self, cid: str | None) -> Candidate | None:
-        found = next((c for c in self.candidates if c.id == cid), None)
-        if found is not None:
-            found.run_path = self.path
-        return found
+        return next((c for c in self.candidates if c.id == cid), None)
 
     @property
     def pareto(self) -> list[Candidate]:
         """Candidates not dominated on (val metric, latency, size)."""
         return [self.candidate(cid) for cid in self.pareto_ids]
 
+    @property
+    def metric_name(self) -> str:
+        """The task's metric that decides (from the task spec)."""
+        return str(self.task_spec.get("metric", "accuracy"))
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema": self.schema,
             "run": self.run,
             "task": self.task,
@@ -129,6 +149,9 @@ class Run:
             "task_spec": self.task_spec,
             "config": self.config,
         }
+        if self.running is not None:
+            data["running"] = self.running
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path | None = None) -> Run:
@@ -139,10 +162,5 @@ class Run:
             pareto_ids=list(data.get("pareto", [])), selected_id=data.get("selected"),
             constraints=dict(data.get("constraints", {})),
             task_spec=dict(data.get("task_spec", {})), config=dict(data.get("config", {})),
-            status=data.get("status", "complete"), path=path,
-        )._attach()
-
-    def _attach(self) -> Run:
-        for cand in self.candidates:
-            cand.run_path = self.path
-        return self
+            status=data.get("status", "complete"), running=data.get("running"), path=path,
+        )

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from slimkit.measure.metrics import (
-    kind_metrics,
-    mean_cosine,
-    output_fidelity,
-    topk_agreement,
-    training_loss,
-)
+from slimkit.measure.parity import output_fidelity
+from slimkit.tasks.metrics import kind_metrics, mean_cosine, topk_agreement, training_loss
 
 
 def test_classification_accuracy_and_macro_f1() -> None:

@@ -1,17 +1,14 @@
-"""The run folder: run.json (written atomically) and candidate artifacts."""
+"""The run folder's manifest, run.json: read, written atomically, and checked before a run
+writes into a folder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from slimkit.atomic import write_json
-from slimkit.errors import StoreError
-from slimkit.models.io import load_model, save_model
-from slimkit.pipeline.run import SCHEMA, Run
-
-__all__ = ["MANIFEST", "load_model", "prepare_folder", "read_manifest", "save_model",
-           "write_manifest"]
+from slimkit.core.atomic import write_json
+from slimkit.core.errors import StoreError
+from slimkit.core.runs import SCHEMA, Run
 
 MANIFEST = "run.json"
 
@@ -36,7 +33,7 @@ def prepare_folder(out: str | Path) -> Path:
     existing = existing_run(out)
     if existing is not None and existing.status == "complete":
         raise StoreError(f"--out {out} already holds a finished run ({existing.task}, "
-                             f"{len(existing.candidates)} candidates); give another folder")
+                         f"{len(existing.candidates)} candidates); give another folder")
     return out
 
 
@@ -50,10 +47,11 @@ def read_manifest(path: str | Path) -> Run:
         data = json.loads(manifest.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise StoreError(f"{manifest}: corrupt run manifest ({err})") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    if not isinstance(data, dict):
+        raise StoreError(f"{manifest}: corrupt run manifest (not a JSON object)")
+    if data.get("schema") != SCHEMA:
         raise StoreError(f"{manifest}: unsupported run.json schema {data.get('schema')!r} "
-                         f"(this slimkit reads schema {SCHEMA})" if isinstance(data, dict)
-                         else f"{manifest}: corrupt run manifest (not a JSON object)")
+                         f"(this slimkit reads schema {SCHEMA})")
     try:
         return Run.from_dict(data, path=manifest.parent)
     except (KeyError, TypeError) as err:

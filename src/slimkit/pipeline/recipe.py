@@ -22,11 +22,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from slimkit.errors import RecipeError, SlimkitError
+from slimkit.core.errors import RecipeError, SlimkitError
+from slimkit.core.overrides import parse_set
+from slimkit.core.usercode import absolute, is_reference
+from slimkit.core.validation import describe, validate
 from slimkit.measure.timing import ProfileSettings
-from slimkit.overrides import parse_set
-from slimkit.training.config import TrainConfig
-from slimkit.validation import describe, validate
+from slimkit.models import model_config
+from slimkit.tasks import CUSTOM, TASKS, task_names
+from slimkit.techniques import TECHNIQUES
+from slimkit.training import TrainConfig
 
 RESERVED = ("baseline", "previous")
 
@@ -164,11 +168,6 @@ def _check_refs(recipe: Recipe) -> None:
 
 
 def _check_sections(recipe: Recipe) -> None:
-    from slimkit.models import model_config
-    from slimkit.tasks import TASKS
-    from slimkit.tasks.base import CUSTOM, task_names
-    from slimkit.techniques import TECHNIQUES
-
     if recipe.task not in task_names():
         raise RecipeError(f"task: unknown task {recipe.task!r}; choose one of: "
                           f"{', '.join(task_names())}")
@@ -221,8 +220,6 @@ def load_recipe(source: str | Path | dict[str, Any] | Recipe,
 def _absolute_refs(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """``file.py:fn`` references (data, metric, model) made absolute, relative to ``base``
     (the recipe's folder), so a run or a worker finds them from anywhere."""
-    from slimkit.usercode import absolute, is_reference
-
     data = copy.deepcopy(data)
     for key in ("data", "metric", "model"):
         if isinstance(data.get(key), str) and is_reference(data[key]):
@@ -236,6 +233,4 @@ def _absolute_refs(data: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def technique_config(step: StepSpec) -> BaseModel:
     """The validated config of ``step``'s technique."""
-    from slimkit.techniques import TECHNIQUES
-
     return TECHNIQUES.get(step.technique).Config.model_validate(step.params)

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from slimkit.errors import SlimkitError
+from slimkit.core.errors import SlimkitError
 
 M = TypeVar("M", bound=BaseModel)
 

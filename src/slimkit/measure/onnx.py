@@ -1,0 +1,93 @@
+"""ONNX: export with a dynamic batch axis (token ids also get a dynamic sequence axis), run a
+file, and check it against the torch model — float exports by their outputs, reduced-precision
+ones (int8, fp16) by how close they stay to the float model's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from slimkit.core.atomic import atomic_path
+from slimkit.core.errors import ExportError
+from slimkit.measure.evaluate import batched, predict
+from slimkit.measure.onnx_probe import session_options
+from slimkit.measure.parity import (
+    FP32_ATOL,
+    compare,
+    first_line,
+    is_tokens,
+    output_fidelity,
+    quiet_exporter,
+    torch_outputs,
+)
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def onnx_runner(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the ONNX model's first output for a batch (one session, reused)."""
+    session = ort.InferenceSession(str(path), session_options(threads),
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda inputs: session.run(None, {name: inputs})[0]
+
+
+def run_onnx(path: str | Path, inputs: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Outputs of the ONNX model at ``path`` for ``inputs`` (first output)."""
+    return batched(onnx_runner(path, threads), inputs, len(inputs) or 1, is_tokens(inputs))
+
+
+def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
+               atol: float = FP32_ATOL) -> dict[str, Any]:
+    """Compare the ONNX file's outputs with ``model``'s on ``inputs``; raise ExportError if off."""
+    try:
+        got = run_onnx(path, inputs)
+    except Exception as err:  # onnxruntime refuses the graph or fails on real inputs
+        raise ExportError(f"exported ONNX model fails on real inputs: {first_line(err)}") from None
+    return compare("ONNX", torch_outputs(model, inputs), got, atol)
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
+                check_inputs: np.ndarray, atol: float = FP32_ATOL) -> dict[str, Any]:
+    """Export ``model`` with torch.export-based exporter (dynamic batch axis, one self-contained
+    file), check it on ``check_inputs`` and only then move it to ``path``. Token-id inputs
+    (int64, (n, seq)) get a dynamic sequence axis too."""
+    model.eval()
+    if len(check_inputs) >= 2:
+        example = torch.from_numpy(np.ascontiguousarray(check_inputs[:2]))
+    else:
+        example = torch.zeros(2, *input_shape)
+    axes = {0: torch.export.Dim("batch")}
+    if is_tokens(check_inputs):
+        axes[1] = torch.export.Dim("sequence", max=input_shape[0])
+    with atomic_path(path) as tmp:
+        try:
+            with quiet_exporter(), torch.no_grad():
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=True, external_data=False,
+                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                    dynamic_shapes=(axes,),
+                    verbose=False, optimize=True,
+                )
+        except Exception as err:
+            raise ExportError(f"ONNX export failed: {first_line(err)}") from None
+        parity = check_onnx(model, tmp, check_inputs, atol)
+    return {"format": "onnx", "exporter": "torch.onnx.export(dynamo=True)", **parity}
+
+
+def check_reduced(model: nn.Module, onnx_path: Path, inputs: np.ndarray,
+                  kind: str = "classification") -> dict[str, Any]:
+    """How close a reduced-precision ONNX model is to the float torch ``model`` on real
+    inputs: agreement of predicted classes, mean cosine of embeddings or relative error (by the
+    task's ``kind``)."""
+    expected = predict(model, inputs, tokens=is_tokens(inputs))
+    return {"format": "onnx", **output_fidelity(run_onnx(onnx_path, inputs), expected, kind)}
+
+
