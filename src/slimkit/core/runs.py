@@ -13,7 +13,6 @@ from typing import Any
 from slimkit.core.errors import StoreError
 
 SCHEMA = 1
-BACKENDS = ("onnxruntime", "torch")
 
 
 @dataclass

@@ -38,8 +38,6 @@ from slimkit.techniques.budgeted import StudyLimits, last_failure, recorded, run
 from slimkit.techniques.space import Range, suggest
 from slimkit.training import TrainConfig, fit
 
-TUNE_OBJECTIVES = ("accuracy", "latency")
-
 
 class TuneConfig(StudyLimits):
     """The search space, sampler, pruner, objectives and trainer defaults of a tune step."""
