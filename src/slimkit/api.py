@@ -22,9 +22,15 @@ from slimkit.deploy.export import export_candidate
 from slimkit.deploy.serve import serve
 from slimkit.measure.ort_ops import explain as summarize
 from slimkit.measure.ort_ops import op_times
-from slimkit.measure.profile import model_stats, profile_onnx, profile_torch, resolve_shape
+from slimkit.measure.profile import (
+    cpu_features,
+    model_stats,
+    profile_onnx,
+    profile_torch,
+    resolve_shape,
+)
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import load_model, model_config
+from slimkit.models import is_hf, load_model, model_config
 from slimkit.pipeline.engine import execute
 from slimkit.pipeline.optimize.config import OptimizeConfig
 from slimkit.pipeline.optimize.runner import SearchCallback, run_optimize
@@ -169,9 +175,12 @@ def optimize(
         raise SlimkitError("storage: a model object lives in this process, so workers cannot "
                            "load it; give model='file.py:build_model' to distribute a search")
     if tune_trials is None:  # a model given as it is, or pretrained, is not retrained
+        source: dict[str, Any] = {"name": given.task}
+        if given.data:
+            source.update(data=given.data, **({"model": given.model} if is_hf(given.model)
+                                              else {}))  # texts: that folder's tokenizer
         pretrained = given.is_object or load_task(
-            {"name": given.task, "data": given.data} if given.data else given.task,
-            seed=seed, cache_dir=cache_dir).default_train.get("epochs") == 0
+            source, seed=seed, cache_dir=cache_dir).default_train.get("epochs") == 0
         tune_trials = 0 if pretrained else 4
     if given.is_object and trainer is None:
         trainer = {"epochs": 0}
@@ -244,10 +253,14 @@ def explain(run: str | Path | Run, candidate: str, *, batch: int = 256, runs: in
         reference = run.candidate(reference.parent)
     if reference is cand:
         raise StoreError(f"candidate {candidate} has no float ancestor to compare with")
+    if "onnx" not in cand.artifacts:
+        raise StoreError(f"candidate {candidate} has no ONNX model to explain (status "
+                         f"{cand.status})")
     shape = tuple(run.task_spec["input_shape"])
     ours = op_times(run.path / cand.artifacts["onnx"], shape, batch, runs, threads)
     theirs = op_times(run.path / reference.artifacts["onnx"], shape, batch, runs, threads)
     return {"candidate": cand.id, "reference": reference.id, "technique": cand.technique,
             "params": {k: cand.params.get(k) for k in ("mode", "excluded", "per_channel")
                        if k in cand.params},
-            "candidate_ops": ours, "reference_ops": theirs, **summarize(ours, theirs)}
+            "candidate_ops": ours, "reference_ops": theirs,
+            **summarize(ours, theirs, cpu_features()), "flags": list(cand.flags)}

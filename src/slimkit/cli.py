@@ -367,6 +367,7 @@ def explain_cmd(
     excluded = result["params"].get("excluded")
     if excluded:
         console.print(f"layers excluded by the accuracy fallback: {', '.join(excluded)}")
+    console.print(f"why: {result['verdict']}")
 
 
 @app.command()
@@ -482,6 +483,13 @@ def models() -> None:
         params = ", ".join(f"{k}={f.default}" for k, f in family.config.model_fields.items())
         ranks = "/".join(f"{r}-d" for r in family.input_ranks)
         table.add_row(name, family.description, ranks, params)
+    from slimkit.models.hf import HFConfig
+
+    hf = ", ".join(f"{k}={f.default}" for k, f in HFConfig.model_fields.items())
+    table.add_row("hf:PATH", "a local Hugging Face folder (config.json + weights + tokenizer)",
+                  "token ids", hf)
+    table.add_row("file.py:fn", "your function returning a torch.nn.Module", "any",
+                  "the keyword arguments it declares; output=NAME")
     console.print(table)
 
 

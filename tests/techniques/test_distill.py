@@ -108,3 +108,21 @@ def test_bad_teacher_and_student(noisy_task, tmp_path) -> None:
     with pytest.raises(RecipeError, match=r"steps\[0\]\.params\.temperature: input should be"):
         slimkit.load_recipe(_recipe({"technique": "distill",
                                      "params": {"width_mult": 0.5, "temperature": 0}}))
+
+
+def test_a_model_without_a_width_is_distilled_into_a_compact_family() -> None:
+    import optuna
+
+    from slimkit.techniques import SearchSpec
+    from slimkit.techniques.base import PrefixedTrial
+    from slimkit.techniques.distill import Distill
+
+    spec = SearchSpec(model={"family": "/x/zoo.py:resnet", "args": {}, "input_shape": [1, 8, 8],
+                             "num_classes": 10, "input_dtype": "float32"})
+    assert Distill.applies(spec)
+    trial = optuna.trial.FixedTrial({"distill.student_width": 16})
+    config = Distill.search_space(PrefixedTrial(trial, "distill."), spec)
+    assert config.student.model == "cnn2d" and config.student.model_args == {"width": 16}
+    assert Distill.label(config) == "cnn2d w16"
+    tokens = SearchSpec(model={**spec.model, "input_shape": [32], "input_dtype": "int64"})
+    assert not Distill.applies(tokens)  # token ids: no compact family

@@ -10,6 +10,7 @@ import torch
 
 import slimkit
 from slimkit.core.errors import RecipeError, TechniqueError
+from slimkit.core.runs import Candidate
 from slimkit.measure.onnx import export_onnx
 from slimkit.models import load_model, save_model
 from slimkit.pipeline.engine import run_step
@@ -96,7 +97,8 @@ def test_calibration_reads_only_the_train_split(run, monkeypatch) -> None:
         return batch
 
     monkeypatch.setattr(quantize_module.TrainReader, "get_next", spy)
-    _quantize(run, {"mode": "static", "calibration_samples": 100, "per_channel": True})
+    _quantize(run, {"mode": "static", "calibration_samples": 100, "per_channel": True,
+                    "activations": "uint8"})  # one calibration (auto times two more)
     task = load_task("digits")
     train = {row.tobytes() for row in task.train.x}
     others = {row.tobytes() for split in ("val", "test") for row in task.splits[split].x}
@@ -159,3 +161,29 @@ def test_bad_quantize_params(params, message) -> None:
 def test_no_quantizable_operator_is_an_error_not_an_empty_success(run) -> None:
     with pytest.raises(TechniqueError, match=r"no quantizable operators \(looked for LSTM\)"):
         _quantize(run, {"mode": "static", "op_types": ["LSTM"]})
+
+
+def _measured(cid: str, parent: str | None, latency_ms: float, sps: float,
+              flags: list[str] | None = None) -> Candidate:
+    return Candidate(id=cid, parent=parent, technique="quantize" if parent else "train",
+                     metrics={"val": {"accuracy": 0.9}}, flags=flags or [],
+                     profile={"onnxruntime": {"latency_ms": {"p50": latency_ms, "batch": 1},
+                                              "throughput_sps": sps, "throughput_batch": 256},
+                              "size_bytes": 1000 if parent else 4000})
+
+
+def test_a_quantized_model_slower_than_its_parent_is_flagged_and_not_selected() -> None:
+    from slimkit.pipeline.select import select
+    from slimkit.techniques.quantize import slower_than_parent
+
+    parent = _measured("c0", None, latency_ms=1.0, sps=1000.0)
+    assert slower_than_parent(_measured("c1", "c0", 1.2, 1100.0), parent)  # batch 1 slower
+    assert slower_than_parent(_measured("c1", "c0", 0.8, 500.0), parent)  # bulk slower
+    assert not slower_than_parent(_measured("c1", "c0", 1.02, 990.0), parent)  # noise
+    slow = _measured("c1", "c0", 0.5, 500.0, flags=["slower_than_parent"])
+    for objective in ("latency", "throughput"):
+        chosen, _ = select([parent, slow], parent, {"max_accuracy_drop": 0.01}, "accuracy",
+                           "maximize", objective)
+        assert chosen == "c0"
+    chosen, _ = select([parent, slow], parent, {}, "accuracy", "maximize", "size")
+    assert chosen == "c1"  # smaller is what size asks for

@@ -27,7 +27,11 @@ def is_reference(text: str | None) -> bool:
 
 def absolute(ref: str, base: str | Path | None = None) -> str:
     """``ref`` with a file path made absolute (relative to ``base``, default: the current
-    folder); module references are returned as they are."""
+    folder), and so is the folder of a Hugging Face reference ``hf:PATH``; module references
+    are returned as they are."""
+    if ref.startswith("hf:"):
+        folder = Path(ref[3:]).expanduser()
+        return f"hf:{(Path(base or Path.cwd()) / folder).resolve()}"
     target, _, fn = ref.rpartition(":")
     if not target.endswith(".py"):
         return ref

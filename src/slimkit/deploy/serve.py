@@ -27,6 +27,7 @@ DEFAULT_MAX_BATCH = 256
 
 
 InputsBody = Annotated[Any, Body(embed=True, description="a batch of samples (nested lists)")]
+TextsBody = Annotated[Any, Body(embed=True, description="a batch of texts (a text model)")]
 
 
 @dataclass
@@ -36,6 +37,12 @@ class ServedModel:
     path: Path
     input_shape: tuple[int, ...]
     metadata: dict[str, Any]
+    tokenizer: Any = None  # a text model's tokenizer: requests may send texts
+
+    @property
+    def tokens(self) -> bool:
+        """The model takes token ids (int64, a dynamic sequence axis)."""
+        return self.metadata["input"]["dtype"] == "int64"
 
 
 def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
@@ -55,6 +62,9 @@ def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
             raise StoreError("--candidate needs a run folder, not an ONNX file")
         path, meta = target, {"run": None, "task": None, "candidate": None}
     spec = read_onnx_input(path)
+    model = meta.get("task_spec", {}).get("source", {}).get("model")
+    if spec.dtype == "int64" and model:  # a Hugging Face text model: token ids in
+        return _text_model(path, spec, meta, model)
     if spec.dtype != "float32":
         raise StoreError(f"{path}: input {spec.name!r} is {spec.dtype}; slimkit serves models "
                          f"with float32 inputs (quantized slimkit models keep float32 inputs)")
@@ -64,6 +74,32 @@ def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
     meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     meta["input"] = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype}
     return ServedModel(path, tuple(int(d) for d in spec.shape), meta)
+
+
+def _text_model(path: Path, spec: Any, meta: dict[str, Any], model: str) -> ServedModel:
+    """A model on token ids whose run names the folder its tokenizer comes from."""
+    from slimkit.tasks.text import tokenizer_of  # transformers: only for text models
+
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    meta["input"] = {"name": spec.name, "shape": [str(d) for d in spec.shape],
+                     "dtype": spec.dtype, "tokenizer": model}
+    length = int(meta["task_spec"]["input_shape"][0])
+    return ServedModel(path, (length,), meta, tokenizer_of(model))
+
+
+def to_tokens(texts: Any, served: ServedModel, max_batch: int) -> np.ndarray:
+    """Token ids ``(N, seq)`` of a JSON batch of texts (padded to the longest, truncated to the
+    sequence length the model was built for)."""
+    if served.tokenizer is None:
+        raise InputError("texts: this model takes numeric inputs; send inputs")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise InputError("texts: expected a non-empty list of strings")
+    if len(texts) > max_batch:
+        raise InputError(f"texts: batch of {len(texts)} exceeds the limit of {max_batch}",
+                         status=413)
+    encoded = served.tokenizer(texts, padding="longest", truncation=True,
+                               max_length=served.input_shape[0], return_tensors="np")
+    return encoded["input_ids"].astype(np.int64)
 
 
 class InputError(ValueError):
@@ -103,8 +139,9 @@ def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads:
                ) -> Any:
     """The FastAPI application: /v1/predict, /v1/metadata, /healthz, OpenAPI at /docs."""
     run = onnx_runner(served.path, threads)
+    dtype = np.int64 if served.tokens else np.float32
     try:  # fail at start, not per request: a fixed batch axis, or outputs that are not logits
-        probe = run(np.zeros((2, *served.input_shape), dtype=np.float32))
+        probe = run(np.ones((2, *served.input_shape), dtype=dtype))
     except Exception as err:
         raise StoreError(f"{served.path}: the model does not run on a batch of 2 (a fixed batch "
                          f"axis? export with a dynamic one): {str(err).splitlines()[0][:200]}"
@@ -129,9 +166,17 @@ def create_app(served: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, threads:
 
     @app.post("/v1/predict", description=(
         f"`inputs`: a batch (at most {max_batch}) of samples, each a nested list of shape "
-        f"{list(served.input_shape)}; answers the outputs and predicted classes"))
-    def predict(inputs: InputsBody) -> dict[str, Any]:
-        batch = to_batch(inputs, served.input_shape, max_batch)
+        f"{list(served.input_shape)}; or, for a text model, `texts`: a batch of strings; "
+        f"answers the outputs and predicted classes"))
+    def predict(inputs: InputsBody = None, texts: TextsBody = None) -> dict[str, Any]:
+        if (inputs is None) == (texts is None):
+            raise InputError("send either inputs (numbers) or texts (a text model), not both")
+        if texts is not None:
+            batch = to_tokens(texts, served, max_batch)
+        elif served.tokens:
+            raise InputError("inputs: this is a text model; send texts")
+        else:
+            batch = to_batch(inputs, served.input_shape, max_batch)
         outputs = run(batch)
         if not np.isfinite(outputs).all():
             raise InputError("the model produced non-finite outputs for these inputs (values "

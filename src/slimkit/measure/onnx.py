@@ -19,12 +19,11 @@ from slimkit.measure.evaluate import batched, predict
 from slimkit.measure.onnx_probe import session_options
 from slimkit.measure.parity import (
     FP32_ATOL,
-    compare,
+    compare_exact,
     first_line,
     is_tokens,
     output_fidelity,
     quiet_exporter,
-    torch_outputs,
 )
 
 INPUT_NAME = "input"
@@ -51,7 +50,7 @@ def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
         got = run_onnx(path, inputs)
     except Exception as err:  # onnxruntime refuses the graph or fails on real inputs
         raise ExportError(f"exported ONNX model fails on real inputs: {first_line(err)}") from None
-    return compare("ONNX", torch_outputs(model, inputs), got, atol)
+    return compare_exact("ONNX", model, inputs, got, atol)
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,

@@ -2,16 +2,23 @@
 
 from slimkit.models import cnn, minilm, mlp, mobile  # noqa: F401  (registers the families)
 from slimkit.models.base import MODELS, ModelConfig, ModelFamily, register_model
-from slimkit.models.build import build_model, model_config
+from slimkit.models.build import build_model, model_args, model_config
+from slimkit.models.hf import is_hf
 from slimkit.models.io import load_model, save_model
+from slimkit.models.outputs import output_name
+from slimkit.models.user import find_family
 
 __all__ = [
     "MODELS",
     "ModelConfig",
     "ModelFamily",
     "build_model",
+    "find_family",
+    "is_hf",
     "load_model",
+    "model_args",
     "model_config",
+    "output_name",
     "register_model",
     "save_model",
 ]

@@ -160,9 +160,9 @@ class MiniLM(nn.Module):
             self.layers = nn.ModuleList(self.layers[i] for i in spaced(len(self.layers), layers))
         for layer in self.layers:
             if heads is not None and heads < current["heads"]:
-                self._shrink_heads(layer.attention, heads)
+                shrink_heads(layer.attention, heads)
             if ffn is not None and ffn < current["ffn"]:
-                self._shrink_ffn(layer, ffn)
+                shrink_ffn(layer, ffn)
 
     def prune_structured(self, ratio: float, base: dict[str, Any] | None = None
                          ) -> dict[str, Any]:
@@ -176,30 +176,32 @@ class MiniLM(nn.Module):
         self.shrink(heads=heads, ffn=ffn)
         return self.args
 
-    @staticmethod
-    def _shrink_heads(attention: nn.Module, heads: int) -> None:
-        att, out = attention.self, attention.output
-        size = att.attention_head_size
-        count = att.num_attention_heads
-        scores = out.dense.weight.pow(2).reshape(-1, count, size).sum((0, 2))
-        for proj in (att.query, att.key, att.value):
-            scores = scores + proj.weight.pow(2).reshape(count, -1).sum(1)
-        kept = _top(scores.sqrt(), heads)
-        index = (kept[:, None] * size + torch.arange(size, device=kept.device)).reshape(-1)
-        att.query = _slice_linear(att.query, index, 0)
-        att.key = _slice_linear(att.key, index, 0)
-        att.value = _slice_linear(att.value, index, 0)
-        out.dense = _slice_linear(out.dense, index, 1)
-        att.num_attention_heads = heads
-        att.all_head_size = heads * size
 
-    @staticmethod
-    def _shrink_ffn(layer: nn.Module, ffn: int) -> None:
-        up, down = layer.intermediate.dense, layer.output.dense
-        scores = (up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)).sqrt()
-        kept = _top(scores, ffn)
-        layer.intermediate.dense = _slice_linear(up, kept, 0)
-        layer.output.dense = _slice_linear(down, kept, 1)
+def shrink_heads(attention: nn.Module, heads: int) -> None:
+    """Keep the ``heads`` attention heads of a BERT attention block of largest weight norm."""
+    att, out = attention.self, attention.output
+    size = att.attention_head_size
+    count = att.num_attention_heads
+    scores = out.dense.weight.pow(2).reshape(-1, count, size).sum((0, 2))
+    for proj in (att.query, att.key, att.value):
+        scores = scores + proj.weight.pow(2).reshape(count, -1).sum(1)
+    kept = _top(scores.sqrt(), heads)
+    index = (kept[:, None] * size + torch.arange(size, device=kept.device)).reshape(-1)
+    att.query = _slice_linear(att.query, index, 0)
+    att.key = _slice_linear(att.key, index, 0)
+    att.value = _slice_linear(att.value, index, 0)
+    out.dense = _slice_linear(out.dense, index, 1)
+    att.num_attention_heads = heads
+    att.all_head_size = heads * size
+
+
+def shrink_ffn(layer: nn.Module, ffn: int) -> None:
+    """Keep the ``ffn`` feed-forward neurons of a BERT layer of largest weight norm."""
+    up, down = layer.intermediate.dense, layer.output.dense
+    scores = (up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)).sqrt()
+    kept = _top(scores, ffn)
+    layer.intermediate.dense = _slice_linear(up, kept, 0)
+    layer.output.dense = _slice_linear(down, kept, 1)
 
 
 def pretrained_minilm(dropout: float = 0.0) -> MiniLM:

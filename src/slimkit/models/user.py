@@ -1,5 +1,6 @@
 """Model families that are not registered by name: a user's function (``file.py:fn`` or
-``package.module:fn``) or a model object handed to the Python API."""
+``package.module:fn``), a Hugging Face folder (``hf:PATH``, see ``slimkit.models.hf``) or a
+model object handed to the Python API."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from slimkit.core.errors import ModelError
 from slimkit.core.usercode import accepted, call, is_reference, load_function
 from slimkit.models.base import MODELS, ModelConfig, ModelFamily
+from slimkit.models.hf import hf_family, is_hf
 
 ANY_RANK = (1, 2, 3, 4, 5)
 SHAPE_ARGS = ("input_shape", "num_outputs", "num_classes")
@@ -85,11 +87,14 @@ def is_object_family(name: str) -> bool:
 
 
 def is_user_function(name: str) -> bool:
-    """``name`` is a user's ``file.py:fn`` / ``module:fn`` (not a registered family)."""
-    return is_reference(name) and name not in MODELS
+    """``name`` is a user's ``file.py:fn`` / ``module:fn`` (not a registered family, not a
+    Hugging Face folder)."""
+    return is_reference(name) and name not in MODELS and not is_hf(name)
 
 
 def find_family(name: str) -> ModelFamily:
-    """The family ``name``: registered, or a user's function reference."""
+    """The family ``name``: registered, a Hugging Face folder or a user's function."""
+    if is_hf(name):
+        return hf_family(name)
     return user_family(name) if is_user_function(name) else MODELS.get(name)
 

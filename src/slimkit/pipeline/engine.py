@@ -20,7 +20,7 @@ from slimkit.core.runs import Candidate, Run
 from slimkit.core.studies import worker_id
 from slimkit.measure.profile import environment
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import build_model, model_config
+from slimkit.models import build_model, model_args, output_name
 from slimkit.pipeline.candidates import materialize
 from slimkit.pipeline.recipe import Recipe, technique_config
 from slimkit.pipeline.select import select
@@ -80,11 +80,17 @@ def store_candidate(run: Run, candidate: Candidate) -> None:
 def baseline_model(recipe: Recipe, task: Task) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The seeded, untrained baseline model and its spec (raises if it does not fit the task)."""
     family = recipe.baseline.model or task.default_model
-    margs = model_config(family, recipe.baseline.model_args).model_dump()
+    margs = model_args(family, recipe.baseline.model_args)
     torch.manual_seed(recipe.seed)
     model = build_model(family, margs, task.input_shape, task.num_classes, task.input_dtype)
-    return model, {"family": family, "args": margs, "input_shape": list(task.input_shape),
-                   "num_classes": task.num_classes, "input_dtype": task.input_dtype}
+    if callable(getattr(model, "prune_structured", None)):  # it knows its shape: record it
+        margs = {**margs, **model.args}  # e.g. an hf: folder's resolved head and sizes
+    spec = {"family": family, "args": margs, "input_shape": list(task.input_shape),
+            "num_classes": task.num_classes, "input_dtype": task.input_dtype}
+    taken = output_name(model)
+    if taken is not None:  # the forward returns a ModelOutput / dict / tuple: which tensor
+        spec["output"] = taken
+    return model, spec
 
 
 def train_baseline(recipe: Recipe, task: Task, run: Run, settings: ProfileSettings,

@@ -27,7 +27,7 @@ from slimkit.core.overrides import parse_set
 from slimkit.core.usercode import absolute, is_reference
 from slimkit.core.validation import describe, validate
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import model_config
+from slimkit.models import is_hf, model_config
 from slimkit.tasks import CUSTOM, TASKS, task_names
 from slimkit.techniques import TECHNIQUES
 from slimkit.training import TrainConfig
@@ -89,6 +89,8 @@ class Recipe(_Strict):
                            ("direction", self.metric_direction)):
             if value is not None:
                 source[key] = value
+        if self.data is not None and is_hf(self.baseline.model):  # texts: its tokenizer
+            source["model"] = self.baseline.model
         return source
 
     def step_names(self) -> list[str]:

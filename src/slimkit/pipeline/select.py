@@ -8,6 +8,7 @@ from typing import Any
 from slimkit.core.objectives import OBJECTIVES, TIE_BREAK
 from slimkit.core.runs import Candidate
 
+NOT_FASTER = "slower_than_parent"  # the quantize flag: never selected on latency or throughput
 TOLERANCE = 1e-9  # 0.98 - 0.97 is 0.010000000000000009: still within a 0.01 budget
 
 
@@ -66,7 +67,8 @@ def select(candidates: Sequence[Candidate], baseline: Candidate | None,
 
     The selected candidate is the best feasible one on ``objective``: the lowest onnxruntime
     p50 latency at batch 1 (ties: size), the smallest file (``size``) or the highest batch
-    throughput (``throughput``). None when no candidate meets every constraint.
+    throughput (``throughput``). None when no candidate meets every constraint. A candidate
+    flagged ``slower_than_parent`` is only selected on ``size``.
     """
     done = [c for c in candidates if c.status == "ok"]
     if baseline is None or not done:
@@ -75,5 +77,7 @@ def select(candidates: Sequence[Candidate], baseline: Candidate | None,
         c.violations = violations(c, baseline, constraints, metric, direction)
         c.feasible = not c.violations
     feasible = [c for c in done if c.feasible]
+    if objective != "size":  # a quantized model slower than its parent is no speed result
+        feasible = [c for c in feasible if NOT_FASTER not in c.flags]
     chosen = min(feasible, key=lambda c: objective_key(c, objective), default=None)
     return (chosen.id if chosen else None), pareto_front(done, metric, direction)

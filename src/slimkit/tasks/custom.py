@@ -20,6 +20,7 @@ from slimkit.core.errors import TaskError
 from slimkit.core.usercode import accepted, call, is_reference, load_function
 from slimkit.tasks.base import CUSTOM, SPLITS, Split, Task, carve_val
 from slimkit.tasks.metrics import DIRECTIONS, KIND_METRICS, kind_of_metric
+from slimkit.tasks.text import TEXT_THROUGHPUT_BATCH, is_text_split, text_arrays
 
 VAL_FRACTION = 0.1
 
@@ -125,12 +126,15 @@ def _metric(metric: str | None, direction: str | None, kind: str, ref: str
 
 
 def load_custom(data: str, seed: int, metric: str | None = None,
-                direction: str | None = None) -> Task:
-    """Build a Task from the user's data function ``data`` (an absolute reference)."""
+                direction: str | None = None, model: str | None = None) -> Task:
+    """Build a Task from the user's data function ``data`` (an absolute reference); texts are
+    tokenized by the tokenizer of ``model`` (``hf:PATH``, see ``slimkit.tasks.text``)."""
     fn = load_function(data, TaskError, "--data")
     names, any_kwargs = accepted(fn)
     kwargs = {"seed": seed} if "seed" in names or any_kwargs else {}
     raw = _splits(call(fn, data, TaskError, **kwargs), data)
+    if any(is_text_split(v) for v in raw.values() if v is not None):
+        return _text_task(raw, data, seed, metric, direction, model)
     arrays = {s: to_arrays(v, f"--data {data}: split {s!r}") for s, v in raw.items()
               if v is not None}
     kind = _kind([y for _, y in arrays.values()], data)
@@ -170,3 +174,22 @@ def load_custom(data: str, seed: int, metric: str | None = None,
                 seed=seed, kind=kind, input_dtype=dtype, metric_fn=metric_fn,
                 source={"name": CUSTOM, "data": data, "metric": metric,
                         "direction": direction})
+
+
+def _text_task(raw: dict[str, Any], data: str, seed: int, metric: str | None,
+               direction: str | None, model: str | None) -> Task:
+    """A task of texts: token ids in, labels or the folder's own embeddings as targets."""
+    arrays, kind, outputs, vocab = text_arrays(raw, data, model)
+    if "val" not in arrays:
+        x, y = arrays["train"]
+        train, val = carve_val(x, y, VAL_FRACTION, seed, stratify=kind == "classification")
+        arrays["train"], arrays["val"] = (train.x, train.y), (val.x, val.y)
+    splits = {name: Split(np.ascontiguousarray(x), y) for name, (x, y) in arrays.items()}
+    name, direction, metric_fn = _metric(metric, direction, kind, data)
+    return Task(name=CUSTOM, splits=splits, input_shape=tuple(splits["train"].x.shape[1:]),
+                num_classes=outputs, default_model=model or "", metric=name,
+                direction=direction, seed=seed, kind=kind, input_dtype="int64",
+                input_high=vocab, throughput_batch=TEXT_THROUGHPUT_BATCH, metric_fn=metric_fn,
+                default_train={"epochs": 0} if kind == "embedding" else {},
+                source={"name": CUSTOM, "data": data, "metric": metric,
+                        "direction": direction, "model": model})

@@ -22,7 +22,8 @@ def load_task(source: str | dict[str, Any], seed: int = 0,
     if name == CUSTOM:
         if not source.get("data"):
             raise TaskError("task custom needs your data: --data path/to/file.py:function")
-        return load_custom(source["data"], seed, source.get("metric"), source.get("direction"))
+        return load_custom(source["data"], seed, source.get("metric"), source.get("direction"),
+                           source.get("model"))
     if source.get("data"):
         raise TaskError(f"--data is for --task custom (or no --task), not for task {name!r}")
     spec = TASKS.get(name)()

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from slimkit.core.errors import TechniqueError
 from slimkit.core.runs import Candidate
-from slimkit.models import build_model, model_config
+from slimkit.models import build_model, model_args
 from slimkit.techniques.base import (
     Context,
     PrefixedTrial,
@@ -23,6 +23,17 @@ from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss, capture
 
 WIDTHS = ("width", "width_mult")  # the model arguments a width multiplier scales
+# a model without a width (yours, a model zoo's) is distilled into a compact built-in family,
+# by the rank of one float sample: features, signals (channels, length), images (c, h, w)
+COMPACT = {1: "mlp", 2: "cnn1d", 3: "cnn2d"}
+STUDENT_WIDTHS = [8, 16, 32]
+
+
+def compact_student(spec: SearchSpec) -> str | None:
+    """The built-in family a model without a width argument is distilled into (None: none)."""
+    if spec.model.get("input_dtype", "float32") != "float32":
+        return None
+    return COMPACT.get(len(spec.input_shape))
 
 
 class StudentSpec(TechniqueConfig):
@@ -111,12 +122,19 @@ class Distill(Technique):
 
     @classmethod
     def applies(cls, spec: SearchSpec) -> bool:
-        """A student the teacher's shape but narrower: the model needs a width argument."""
-        return any(key in spec.model_args for key in WIDTHS)
+        """A student the teacher's shape but narrower (the model has a width argument), or a
+        compact built-in family for float inputs (``COMPACT``)."""
+        return any(key in spec.model_args for key in WIDTHS) or compact_student(spec) is not None
 
     @classmethod
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> DistillConfig:
-        """The teacher's architecture at 1/8 to 1/2 of its width, distilled."""
+        """The teacher's architecture at 1/8 to 1/2 of its width, distilled; a model without a
+        width: the compact family of its inputs at width 8, 16 or 32."""
+        if not any(key in spec.model_args for key in WIDTHS):
+            width = trial.suggest_categorical("student_width", STUDENT_WIDTHS)
+            student = StudentSpec(model=compact_student(spec) or "mlp",
+                                  model_args={"width": width})
+            return DistillConfig(student=student, train=TrainConfig(**spec.train))
         width = trial.suggest_categorical("width_mult", [0.125, 0.25, 0.375, 0.5])
         return DistillConfig(width_mult=width, train=TrainConfig(**spec.train))
 
@@ -124,7 +142,8 @@ class Distill(Technique):
     def label(cls, config: TechniqueConfig) -> str:
         distill: DistillConfig = config  # type: ignore[assignment]
         if distill.student is not None:
-            return distill.student.model
+            width = distill.student.model_args.get("width")
+            return distill.student.model + (f" w{width}" if width is not None else "")
         parts = [f"{key} x{value:g}" for key, value in (("width", distill.width_mult),
                                                          ("depth", distill.depth_mult))
                  if value is not None]
@@ -132,9 +151,11 @@ class Distill(Technique):
 
     @classmethod
     def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        if not any(key in spec.model_args for key in WIDTHS):
+            return [Seed({"student_width": 16}, lower_precision=True)]
         return [Seed({"width_mult": 0.25}, lower_precision=True)]
 
 
 def student_spec_args(family: str, args: dict[str, Any]) -> dict[str, Any]:
     """The student's full args (defaults filled in), as stored with the model."""
-    return model_config(family, args).model_dump()
+    return model_args(family, args)

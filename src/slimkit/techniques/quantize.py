@@ -34,8 +34,10 @@ from pydantic import Field
 
 from slimkit.core.errors import TechniqueError
 from slimkit.core.runs import Candidate
+from slimkit.measure.compare import speedups
 from slimkit.measure.evaluate import split_metrics
 from slimkit.measure.onnx import export_onnx, run_onnx
+from slimkit.measure.race import race, speed_ratio
 from slimkit.techniques.base import (
     Context,
     PrefixedTrial,
@@ -49,6 +51,8 @@ from slimkit.techniques.fake_quant import fake_quantized, fold_batchnorm
 from slimkit.training import TrainConfig, fit
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")
+ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+SLOWER_MARGIN = 0.05  # slower than the parent by more than this at batch 1 or in bulk: flagged
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
              "QLinearMatMul", "ConvInteger", "MatMulInteger"}
 
@@ -65,6 +69,9 @@ class QuantizeConfig(TechniqueConfig):
         "minmax", description="static/qat: how activation ranges are chosen")
     calibration_samples: int = Field(512, ge=1, le=100000,
                                      description="train samples used for calibration")
+    activations: Literal["auto", "int8", "uint8"] = Field(
+        "auto", description="static/qat: activation type; auto: both built, the faster on this "
+                            "CPU kept (x86 fuses uint8 Convs that read a tensor two nodes use)")
     symmetric_activations: bool = Field(False)
     symmetric_weights: bool = Field(True)
     preprocess: bool = Field(True, description="onnxruntime shape inference + optimization")
@@ -147,7 +154,8 @@ def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Contex
               "percentile": CalibrationMethod.Percentile}[config.calibration]
     quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=ops, per_channel=config.per_channel,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=ACTIVATION_TYPES[config.activations],
+                    weight_type=QuantType.QInt8,
                     nodes_to_exclude=exclude, calibrate_method=method,
                     extra_options={"ActivationSymmetric": config.symmetric_activations,
                                    "WeightSymmetric": config.symmetric_weights})
@@ -232,6 +240,33 @@ def _choose_granularity(src: Path, folder: Path, config: QuantizeConfig,
     return config.model_copy(update={"per_channel": scores[True] > scores[False]})
 
 
+def _choose_activations(src: Path, folder: Path, config: QuantizeConfig, context: Context,
+                        params: dict[str, Any]) -> QuantizeConfig:
+    """int8 or uint8 activations, whichever runs faster here (timed side by side): which
+    quantized Convs onnxruntime fuses depends on the activation type and the CPU."""
+    paths = {}
+    per_channel = False if config.per_channel == "auto" else config.per_channel
+    for kind in ACTIVATION_TYPES:
+        paths[kind] = folder / f"activations-{kind}.onnx"
+        trial = config.model_copy(update={"activations": kind, "per_channel": per_channel})
+        _quantize(src, paths[kind], trial, context, [])
+    task = context.task
+    timed = race(paths, task.input_shape, task.input_dtype, context.settings.quick(),
+                 task.input_high)
+    chosen = "uint8" if speed_ratio(timed["uint8"], timed["int8"]) > 1 else "int8"
+    params.update(activations=chosen, activations_choice={"auto (timed here)": timed})
+    return config.model_copy(update={"activations": chosen})
+
+
+def slower_than_parent(candidate: Candidate, parent: Candidate) -> bool:
+    """The quantized model is slower than the model it was made from (onnxruntime, batch 1
+    or the throughput batch, beyond timing noise)."""
+    if not candidate.profile.get("onnxruntime") or not parent.profile.get("onnxruntime"):
+        return False
+    ratio = speedups(candidate, parent)
+    return min(ratio["latency"], ratio["throughput"]) < 1 - SLOWER_MARGIN
+
+
 @register_technique
 class Quantize(Technique):
     name = "quantize"
@@ -288,6 +323,8 @@ class Quantize(Technique):
                                             onnx_source=out)
         if exhausted:
             candidate.flags.append("fallback_exhausted")  # every layer had to stay float
+        if slower_than_parent(candidate, parent):
+            candidate.flags.append("slower_than_parent")  # never selected (see select)
         return candidate
 
     def _int8(self, src: Path, fp32: Path, folder: Path, context: Context,
@@ -295,6 +332,8 @@ class Quantize(Technique):
         """The int8 model of ``src`` (per-channel choice and accuracy fallback recorded in
         ``params``); True when the fallback had to keep every layer in float."""
         config: QuantizeConfig = self.config  # type: ignore[assignment]
+        if config.activations == "auto":
+            config = _choose_activations(src, folder, config, context, params)
         if config.per_channel == "auto":
             config = _choose_granularity(src, folder, config, context)
             params["per_channel"] = config.per_channel

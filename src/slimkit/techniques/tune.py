@@ -31,7 +31,7 @@ from slimkit.core.studies import (
 )
 from slimkit.measure.profile import onnx_latency
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import MODELS, build_model, save_model
+from slimkit.models import build_model, find_family, save_model
 from slimkit.tasks import Task
 from slimkit.techniques.base import Context, Technique, register_technique
 from slimkit.techniques.budgeted import StudyLimits, last_failure, recorded, run_trials, start_trial
@@ -215,7 +215,7 @@ class Tune(Technique):
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: TuneConfig = self.config  # type: ignore[assignment]
         _, spec = context.load_model(parent)
-        family = MODELS.get(spec["family"])
+        family = find_family(spec["family"])
         for key in config.space:
             section, _, name = key.partition(".")
             if section == "model" and name not in family.config.model_fields:

@@ -1,21 +1,24 @@
-"""The wall-clock budget of ``optimize``: an up-front estimate that refuses a budget too short
-for one search trial, and the clock that carries the time spent across resumes."""
+"""The wall-clock budget of ``optimize``: a plan that fits the tuning pass and the search's
+trial epochs into the budget (re-made as real timings arrive), the one refusal (a budget the
+baseline alone cannot fit) and the clock that carries the time spent across resumes."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from slimkit.core.errors import SlimkitError
-from slimkit.core.runs import Run
+from slimkit.core.runs import Candidate, Run
 from slimkit.measure.timing import ProfileSettings
-from slimkit.pipeline.engine import baseline_model
-from slimkit.pipeline.optimize.config import OptimizeConfig
-from slimkit.pipeline.recipe import Recipe
+from slimkit.pipeline.optimize.config import TUNE_SHARE, OptimizeConfig
 from slimkit.tasks import Task
 from slimkit.tasks.metrics import training_loss
 from slimkit.training import TrainConfig
+
+SEARCH_TRIALS = 10  # the search's trial epochs are cut so that this many trials fit
 
 
 def _fmt(seconds: float) -> str:
@@ -46,33 +49,91 @@ def reserve(finalists: int, measure_s: float) -> float:
     return 2 * finalists * measure_s
 
 
-def estimate(config: OptimizeConfig, task: Task, recipe: Recipe,
-             epoch_s: float | None = None) -> dict[str, float]:
-    """Upper-bound seconds of each phase up to one search trial (early stopping only
-    shortens them); ``epoch_s`` is the measured seconds per epoch (timed here if None)."""
-    train = TrainConfig(**{**task.default_train, **config.train})
-    if epoch_s is None:
-        epoch_s = epoch_seconds(baseline_model(recipe, task)[0], task, train)
-    settings = ProfileSettings(threads=config.threads, **config.profile)
-    measure = 4 * max(settings.min_seconds, 0.2) + 4.0  # 2 backends x 2 batches + export
-    quick = 2 * max(settings.quick().min_seconds, 0.1) + 3.0
-    phases = {"baseline": train.epochs * epoch_s + measure}
-    if config.tune_trials:
-        phases["tuning"] = (config.tune_trials + 1) * train.epochs * epoch_s + measure
-    phases["one trial"] = config.epochs * epoch_s + 2 * quick
-    phases["final measurement"] = reserve(config.finalists, measure)
-    return phases
+@dataclass(frozen=True)
+class Costs:
+    """What the phases cost, in seconds: one epoch, one training of the baseline (a tuning
+    trial costs about as much), a full measurement and a trial's quick one."""
+
+    epoch_s: float
+    train_s: float
+    measure_s: float
+    quick_s: float
+    source: str  # "estimate" (timed up front, every epoch run) or the candidate measured
+
+    @classmethod
+    def up_front(cls, config: OptimizeConfig, epoch_s: float, epochs: int) -> Costs:
+        """Upper bounds before anything ran: every epoch of the baseline runs."""
+        settings = ProfileSettings(threads=config.threads, **config.profile)
+        return cls(epoch_s, epochs * epoch_s,
+                   measure_s=4 * max(settings.min_seconds, 0.2) + 4.0,  # 2 backends x 2 batches
+                   quick_s=2 * max(settings.quick().min_seconds, 0.1) + 3.0, source="estimate")
+
+    def measured(self, candidate: Candidate) -> Costs:
+        """These costs with the real timings of ``candidate`` (early stopping included)."""
+        timing = candidate.timing
+        epochs = int((candidate.training or {}).get("epochs_run") or 0)
+        if not timing.get("train_s") or epochs < 1:
+            return self
+        return Costs(float(timing["train_s"]) / epochs, float(timing["train_s"]),
+                     float(timing.get("measure_s", self.measure_s)), self.quick_s, candidate.id)
 
 
-def check_budget(config: OptimizeConfig, phases: dict[str, float]) -> None:
-    """Refuse a budget that cannot fit the baseline, the tuning pass and one search trial."""
-    needed = sum(phases.values())
+@dataclass
+class Plan:
+    """How the budget is spent: tuning trials, the epochs a search trial trains, and what was
+    cut from what the user asked for."""
+
+    tune_trials: int
+    trial_epochs: int
+    cuts: list[str] = field(default_factory=list)
+    costs: Costs | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as recorded in run.json (``config.plan``)."""
+        costs = self.costs
+        return {"tune_trials": self.tune_trials, "trial_epochs": self.trial_epochs,
+                "cuts": list(self.cuts),
+                "epoch_s": round(costs.epoch_s, 4) if costs else None,
+                "timed_on": costs.source if costs else None}
+
+    def summary(self, budget: str | float) -> str:
+        """One line for the terminal when something was cut."""
+        per_epoch = f", {self.costs.epoch_s:.2g} s per epoch" if self.costs else ""
+        return f"optimize: planned for --budget {budget}{per_epoch}: {'; '.join(self.cuts)}"
+
+
+def plan(config: OptimizeConfig, costs: Costs, left_s: float, tuning: bool) -> Plan:
+    """Fit what is still to run into ``left_s`` seconds: the tuning pass (when ``tuning``) gets
+    up to its share of the budget and at most half of the time left; a search trial trains at
+    most as many epochs as let ``SEARCH_TRIALS`` trials fit in the rest."""
+    cuts: list[str] = []
+    search_s = left_s - reserve(config.finalists, costs.measure_s)
+    tune_trials = 0
+    if tuning and config.tune_trials:
+        share = min(TUNE_SHARE * config.budget_s, search_s / 2)
+        fits = int((share - costs.measure_s) // max(costs.train_s, 1e-9)) - 1  # + the retrain
+        tune_trials = max(0, min(config.tune_trials, fits))
+        if tune_trials < config.tune_trials:
+            cuts.append(f"tuning {tune_trials} of {config.tune_trials} trials" if tune_trials
+                        else f"no tuning pass (its {config.tune_trials} trials do not fit)")
+        if tune_trials:
+            search_s -= (tune_trials + 1) * costs.train_s + costs.measure_s
+    per_trial = search_s / SEARCH_TRIALS - 2 * costs.quick_s
+    epochs = max(1, min(config.epochs, int(per_trial // max(costs.epoch_s, 1e-9))))
+    if epochs < config.epochs:
+        cuts.append(f"search trials train {epochs} of {config.epochs} epochs")
+    return Plan(tune_trials, epochs, cuts, costs)
+
+
+def check_baseline_fits(config: OptimizeConfig, costs: Costs) -> None:
+    """Refuse a budget that cannot fit the baseline alone (everything else is planned)."""
+    needed = costs.train_s + costs.measure_s
     if config.budget_s < needed:
-        parts = ", ".join(f"{k} ~{_fmt(v)}" for k, v in phases.items())
-        hint = " or fewer --tune-trials" if config.tune_trials else ""
-        raise SlimkitError(f"--budget {config.budget}: cannot fit one search trial; the "
-                           f"estimate is {_fmt(needed)} ({parts}); give --budget "
-                           f"{int(needed // 60) + 1}m or more{hint}")
+        raise SlimkitError(
+            f"--budget {config.budget}: the baseline alone needs up to {_fmt(needed)} "
+            f"(training ~{_fmt(costs.train_s)} at {costs.epoch_s:.2g} s per epoch, measuring "
+            f"~{_fmt(costs.measure_s)}); give --budget {int(needed // 60) + 1}m or more, or "
+            f"fewer epochs (--set train.epochs=N)")
 
 
 class Clock:

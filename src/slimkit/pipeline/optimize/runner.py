@@ -34,7 +34,15 @@ from slimkit.pipeline.engine import (
     store_candidate,
     train_baseline,
 )
-from slimkit.pipeline.optimize.budget import Clock, check_budget, estimate, reserve
+from slimkit.pipeline.optimize.budget import (
+    Clock,
+    Costs,
+    Plan,
+    check_baseline_fits,
+    epoch_seconds,
+    plan,
+    reserve,
+)
 from slimkit.pipeline.optimize.config import OptimizeConfig
 from slimkit.pipeline.optimize.finalists import measure_finalists
 from slimkit.pipeline.recipe import Recipe
@@ -45,6 +53,7 @@ from slimkit.pipeline.search.records import is_new, trial_rows
 from slimkit.pipeline.search.stopping import Explore, MostlyFailing, OnlyRepeats, TrialCap
 from slimkit.tasks import Task, load_task
 from slimkit.techniques import TECHNIQUES, SearchSpec, searchable
+from slimkit.training import TrainConfig
 from slimkit.training.progress import CountProgress
 
 REPEATS_TO_STOP = 25
@@ -60,7 +69,7 @@ def run_optimize(config: OptimizeConfig, out: str | Path, *, storage: str | None
     """Run (or resume) ``config`` into the folder ``out``; see ``slimkit.optimize``."""
     recipe = config.recipe()
     task = load_task(recipe.task_source(), seed=config.seed, cache_dir=cache_dir)
-    _, spec = baseline_model(recipe, task)  # a model that does not fit fails before any write
+    model, spec = baseline_model(recipe, task)  # a model that does not fit fails before writing
     if config.techniques is None:
         parent = SearchSpec(model=spec, kind=task.kind)
         applicable = [n for n in searchable() if TECHNIQUES.get(n).applies(parent)]
@@ -69,8 +78,10 @@ def run_optimize(config: OptimizeConfig, out: str | Path, *, storage: str | None
                                f"on inputs {tuple(task.input_shape)} {task.input_dtype}")
         config = config.model_copy(update={"techniques": applicable})
     folder = Path(out)
+    train = TrainConfig(**{**task.default_train, **recipe.baseline.train})
+    costs = Costs.up_front(config, epoch_seconds(model, task, train), train.epochs)
     if existing_run(folder) is None or restart:
-        check_budget(config, estimate(config, task, recipe))
+        check_baseline_fits(config, costs)
     digest = hashlib.sha256(json.dumps(config.digest_fields(), sort_keys=True).encode()
                             ).hexdigest()[:16]
     run = open_run(folder, digest, {"recipe": recipe.canonical(),
@@ -78,7 +89,7 @@ def run_optimize(config: OptimizeConfig, out: str | Path, *, storage: str | None
                    task=config.task, seed=config.seed, threads=config.threads,
                    constraints={"max_accuracy_drop": config.max_accuracy_drop},
                    restart=restart)
-    return Optimizer(config, recipe, task, run, storage, progress, callbacks).run()
+    return Optimizer(config, recipe, task, run, storage, progress, callbacks, costs).run()
 
 
 class Optimizer:
@@ -86,7 +97,7 @@ class Optimizer:
 
     def __init__(self, config: OptimizeConfig, recipe: Recipe, task: Task, run: Run,
                  storage: str | None, progress: bool,
-                 callbacks: Sequence[SearchCallback] = ()) -> None:
+                 callbacks: Sequence[SearchCallback] = (), costs: Costs | None = None) -> None:
         if run.path is None:
             raise ValueError("the run has no folder")
         self.config, self.recipe, self.task, self.run_ = config, recipe, task, run
@@ -94,6 +105,7 @@ class Optimizer:
         self.settings = ProfileSettings(threads=config.threads, **config.profile)
         self.clock = Clock(run, config.budget_s)
         self.folder: Path = run.path
+        self.costs = costs or Costs.up_front(config, 1.0, 0)
 
     def write(self) -> None:
         """run.json with the time spent so far."""
@@ -116,6 +128,7 @@ class Optimizer:
         self.write()
         reference = self.baseline()
         search = self.config.search()
+        search = search.model_copy(update={"epochs": self.replan(tuning=False).trial_epochs})
         study = self.study(search, reference)
         self.search(study, search)
         self.record(study)
@@ -134,10 +147,17 @@ class Optimizer:
             mark_running(run, "c0", "baseline")
             self.store(train_baseline(self.recipe, self.task, run, self.settings,
                                       self.progress))
-        if self.recipe.steps and "c1" not in done:
+        self.costs = self.costs.measured(run.candidate("c0"))
+        tuning = bool(self.recipe.steps) and "c1" not in done and "reference" not in run.config
+        planned = self.replan(tuning=True) if tuning else None
+        if planned is not None and planned.tune_trials:
             mark_running(run, "c1", "tuned")
-            self.store(run_step(0, self.recipe, run, self.task, self.settings, self.progress,
-                                {"baseline": "c0", "tuned": "c1"}, self.storage))
+            self.store(run_step(0, self.tuning_recipe(planned), run, self.task, self.settings,
+                                self.progress, {"baseline": "c0", "tuned": "c1"},
+                                self.storage))
+            tuned = run.candidate("c1")
+            if tuned.status == "ok":  # the retrain of the best trial: a later timing
+                self.costs = self.costs.measured(tuned)
         if "reference" not in run.config:  # decided once: finalists may later take id c1
             sign = 1.0 if self.task.direction == "maximize" else -1.0
             tuned = ("c0", "c1") if self.recipe.steps else ("c0",)
@@ -148,6 +168,29 @@ class Optimizer:
         reference = run.candidate(run.baseline_id)
         self.store(reference)
         return reference
+
+    def replan(self, tuning: bool) -> Plan:
+        """Fit what is still to run into the time left, from the latest real timings;
+        recorded in run.json and, when it cuts what was asked for, said once."""
+        planned = plan(self.config, self.costs, self.clock.left(), tuning)
+        previous = self.run_.config.get("plan", {})
+        if not tuning:  # the tuning pass is behind us: keep what it was planned to run
+            planned.tune_trials = int(previous.get("tune_trials", 0))
+            planned.cuts = [c for c in previous.get("cuts", []) if "tun" in c] + planned.cuts
+        if planned.cuts and planned.cuts != previous.get("cuts"):
+            err_console.print(planned.summary(self.config.budget))
+        self.run_.config["plan"] = planned.to_dict()
+        self.write()
+        return planned
+
+    def tuning_recipe(self, planned: Plan) -> Recipe:
+        """The recipe with the tuning pass cut to the planned trials and its share of time."""
+        recipe = self.recipe.model_copy(deep=True)
+        params = recipe.steps[0].params
+        share = min(float(params.get("timeout") or self.config.budget_s),
+                    max(self.clock.left() / 2, 1.0))
+        params.update(trials=planned.tune_trials, timeout=round(share, 1))
+        return recipe
 
     def study(self, search: SearchConfig, reference: Candidate) -> optuna.Study:
         """The search study, created once; its attributes let any worker run trials."""
