@@ -120,9 +120,10 @@ def test_a_model_without_a_width_is_distilled_into_a_compact_family() -> None:
     spec = SearchSpec(model={"family": "/x/zoo.py:resnet", "args": {}, "input_shape": [1, 8, 8],
                              "num_classes": 10, "input_dtype": "float32"})
     assert Distill.applies(spec)
-    trial = optuna.trial.FixedTrial({"distill.student_width": 16})
+    trial = optuna.trial.FixedTrial({"distill.student_width": 16, "distill.student_depth": 1})
     config = Distill.search_space(PrefixedTrial(trial, "distill."), spec)
-    assert config.student.model == "cnn2d" and config.student.model_args == {"width": 16}
-    assert Distill.label(config) == "cnn2d w16"
+    assert config.student.model == "cnn2d"
+    assert config.student.model_args == {"width": 16, "depth": 1}
+    assert Distill.label(config) == "cnn2d w16 d1"
     tokens = SearchSpec(model={**spec.model, "input_shape": [32], "input_dtype": "int64"})
     assert not Distill.applies(tokens)  # token ids: no compact family

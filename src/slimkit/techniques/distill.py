@@ -27,6 +27,7 @@ WIDTHS = ("width", "width_mult")  # the model arguments a width multiplier scale
 # by the rank of one float sample: features, signals (channels, length), images (c, h, w)
 COMPACT = {1: "mlp", 2: "cnn1d", 3: "cnn2d"}
 STUDENT_WIDTHS = [8, 16, 32]
+STUDENT_DEPTHS = [1, 2]  # stages (cnn) or hidden layers (mlp): one stage is the cheapest
 
 
 def compact_student(spec: SearchSpec) -> str | None:
@@ -129,11 +130,12 @@ class Distill(Technique):
     @classmethod
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> DistillConfig:
         """The teacher's architecture at 1/8 to 1/2 of its width, distilled; a model without a
-        width: the compact family of its inputs at width 8, 16 or 32."""
+        width: the compact family of its inputs at width 8, 16 or 32, depth 1 or 2."""
         if not any(key in spec.model_args for key in WIDTHS):
             width = trial.suggest_categorical("student_width", STUDENT_WIDTHS)
+            depth = trial.suggest_categorical("student_depth", STUDENT_DEPTHS)
             student = StudentSpec(model=compact_student(spec) or "mlp",
-                                  model_args={"width": width})
+                                  model_args={"width": width, "depth": depth})
             return DistillConfig(student=student, train=TrainConfig(**spec.train))
         width = trial.suggest_categorical("width_mult", [0.125, 0.25, 0.375, 0.5])
         return DistillConfig(width_mult=width, train=TrainConfig(**spec.train))
@@ -142,8 +144,9 @@ class Distill(Technique):
     def label(cls, config: TechniqueConfig) -> str:
         distill: DistillConfig = config  # type: ignore[assignment]
         if distill.student is not None:
-            width = distill.student.model_args.get("width")
-            return distill.student.model + (f" w{width}" if width is not None else "")
+            args = distill.student.model_args
+            shape = "".join(f" {k[0]}{args[k]}" for k in ("width", "depth") if k in args)
+            return distill.student.model + shape
         parts = [f"{key} x{value:g}" for key, value in (("width", distill.width_mult),
                                                          ("depth", distill.depth_mult))
                  if value is not None]
@@ -152,7 +155,7 @@ class Distill(Technique):
     @classmethod
     def seeds(cls, spec: SearchSpec) -> list[Seed]:
         if not any(key in spec.model_args for key in WIDTHS):
-            return [Seed({"student_width": 16}, lower_precision=True)]
+            return [Seed({"student_width": 16, "student_depth": 1}, lower_precision=True)]
         return [Seed({"width_mult": 0.25}, lower_precision=True)]
 
 

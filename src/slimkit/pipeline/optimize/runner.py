@@ -178,7 +178,7 @@ class Optimizer:
             planned.tune_trials = int(previous.get("tune_trials", 0))
             planned.cuts = [c for c in previous.get("cuts", []) if "tun" in c] + planned.cuts
         if planned.cuts and planned.cuts != previous.get("cuts"):
-            err_console.print(planned.summary(self.config.budget))
+            err_console.print(planned.summary(self.config.budget), soft_wrap=True)
         self.run_.config["plan"] = planned.to_dict()
         self.write()
         return planned
