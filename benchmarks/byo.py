@@ -232,7 +232,7 @@ def part_hf_minilm(out: Path) -> None:
         "    texts = sentences(1400)\n    return texts[:1000], texts[1000:1200], texts[1200:]\n")
     wall, _ = slimkit_cli(["optimize", "--model", f"hf:{get_model_path()}", "--data",
                            "texts.py:load_texts", "--max-accuracy-drop", "0.01",
-                           "--budget", "10m", "--out", "minilm", "--quiet", "--restart"], folder)
+                           "--budget", "12m", "--out", "minilm", "--quiet", "--restart"], folder)
     print_summary("hf: all-MiniLM-L6-v2 folder, texts only, cosine drop <= 0.01",
                   summary(folder / "minilm"), wall)
 

@@ -24,8 +24,9 @@ def test_a_budget_the_baseline_fits_is_planned_with_what_was_cut() -> None:
     check_baseline_fits(asked, LOADED)  # 17.5 min of baseline fits in 20 min: no refusal
     planned = plan(asked, LOADED, left_s=20 * 60 - LOADED.train_s - LOADED.measure_s,
                    tuning=True)
-    assert planned.tune_trials == 0 and planned.trial_epochs == 1
-    assert planned.cuts == ["no tuning pass (its 4 trials do not fit)",
+    assert planned.tune_trials == 0 and planned.trial_epochs == 1 and planned.finalists == 1
+    assert planned.cuts == ["1 of 3 finalists measured in full",
+                            "no tuning pass (its 4 trials do not fit)",
                             "search trials train 1 of 30 epochs"]
     assert planned.to_dict()["timed_on"] == "estimate"
 
@@ -45,12 +46,18 @@ def test_real_timings_replan_the_rest() -> None:
     asked = config("20m", tune_trials=4, epochs=30)
     planned = plan(asked, real, left_s=18 * 60, tuning=True)
     assert planned.tune_trials == 4 and planned.trial_epochs == 30 and planned.cuts == []
+    assert planned.finalists == 3
     tight = plan(asked, real, left_s=150, tuning=True)  # 2.5 min left
     assert 0 < tight.tune_trials < 4 and tight.trial_epochs < 30
     assert tight.cuts[0] == f"tuning {tight.tune_trials} of 4 trials"
 
 
-def test_a_candidate_without_training_keeps_the_estimate() -> None:
+def test_a_candidate_without_training_keeps_the_epoch_estimate() -> None:
     given = Candidate(id="c0", parent=None, technique="train", params={"epochs": 0},
-                      timing={"train_s": 0.0}, training={})
-    assert LOADED.measured(given) is LOADED
+                      timing={"train_s": 0.0, "measure_s": 93.0}, training={})
+    real = LOADED.measured(given)
+    assert (real.epoch_s, real.train_s, real.measure_s) == (17.5, 60 * 17.5, 93.0)
+    left = 12 * 60 - 95
+    planned = plan(config("12m", tune_trials=0, epochs=30), real, left_s=left, tuning=False)
+    assert planned.finalists == 1  # a 93 s measurement: one finalist, not three
+    assert planned.cuts[0] == "1 of 3 finalists measured in full"

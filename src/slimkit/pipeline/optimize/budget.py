@@ -5,7 +5,7 @@ baseline alone cannot fit) and the clock that carries the time spent across resu
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -71,11 +71,14 @@ class Costs:
     def measured(self, candidate: Candidate) -> Costs:
         """These costs with the real timings of ``candidate`` (early stopping included)."""
         timing = candidate.timing
-        epochs = int((candidate.training or {}).get("epochs_run") or 0)
-        if not timing.get("train_s") or epochs < 1:
+        if not timing:
             return self
-        return Costs(float(timing["train_s"]) / epochs, float(timing["train_s"]),
-                     float(timing.get("measure_s", self.measure_s)), self.quick_s, candidate.id)
+        measure_s = float(timing.get("measure_s", self.measure_s))
+        epochs = int((candidate.training or {}).get("epochs_run") or 0)
+        if not timing.get("train_s") or epochs < 1:  # not trained (as given): its measuring
+            return replace(self, measure_s=measure_s, source=candidate.id)
+        return Costs(float(timing["train_s"]) / epochs, float(timing["train_s"]), measure_s,
+                     self.quick_s, candidate.id)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Plan:
 
     tune_trials: int
     trial_epochs: int
+    finalists: int = 1
     cuts: list[str] = field(default_factory=list)
     costs: Costs | None = None
 
@@ -92,7 +96,7 @@ class Plan:
         """The plan as recorded in run.json (``config.plan``)."""
         costs = self.costs
         return {"tune_trials": self.tune_trials, "trial_epochs": self.trial_epochs,
-                "cuts": list(self.cuts),
+                "finalists": self.finalists, "cuts": list(self.cuts),
                 "epoch_s": round(costs.epoch_s, 4) if costs else None,
                 "timed_on": costs.source if costs else None}
 
@@ -103,11 +107,16 @@ class Plan:
 
 
 def plan(config: OptimizeConfig, costs: Costs, left_s: float, tuning: bool) -> Plan:
-    """Fit what is still to run into ``left_s`` seconds: the tuning pass (when ``tuning``) gets
-    up to its share of the budget and at most half of the time left; a search trial trains at
-    most as many epochs as let ``SEARCH_TRIALS`` trials fit in the rest."""
+    """Fit what is still to run into ``left_s`` seconds: the finalists' measurement takes at
+    most half of it (fewer finalists); the tuning pass (when ``tuning``) gets up to its share of
+    the budget and at most half of the rest; a search trial trains at most as many epochs as
+    let ``SEARCH_TRIALS`` trials fit in what remains."""
     cuts: list[str] = []
-    search_s = left_s - reserve(config.finalists, costs.measure_s)
+    finalists = max(1, min(config.finalists,
+                           int(left_s / 2 // max(reserve(1, costs.measure_s), 1e-9))))
+    if finalists < config.finalists:
+        cuts.append(f"{finalists} of {config.finalists} finalists measured in full")
+    search_s = left_s - reserve(finalists, costs.measure_s)
     tune_trials = 0
     if tuning and config.tune_trials:
         share = min(TUNE_SHARE * config.budget_s, search_s / 2)
@@ -122,7 +131,7 @@ def plan(config: OptimizeConfig, costs: Costs, left_s: float, tuning: bool) -> P
     epochs = max(1, min(config.epochs, int(per_trial // max(costs.epoch_s, 1e-9))))
     if epochs < config.epochs:
         cuts.append(f"search trials train {epochs} of {config.epochs} epochs")
-    return Plan(tune_trials, epochs, cuts, costs)
+    return Plan(tune_trials, epochs, finalists, cuts, costs)
 
 
 def check_baseline_fits(config: OptimizeConfig, costs: Costs) -> None:

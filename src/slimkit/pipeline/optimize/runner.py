@@ -128,7 +128,9 @@ class Optimizer:
         self.write()
         reference = self.baseline()
         search = self.config.search()
-        search = search.model_copy(update={"epochs": self.replan(tuning=False).trial_epochs})
+        planned = self.replan(tuning=False)
+        search = search.model_copy(update={"epochs": planned.trial_epochs,
+                                           "finalists": planned.finalists})
         study = self.study(search, reference)
         self.search(study, search)
         self.record(study)
@@ -176,7 +178,8 @@ class Optimizer:
         previous = self.run_.config.get("plan", {})
         if not tuning:  # the tuning pass is behind us: keep what it was planned to run
             planned.tune_trials = int(previous.get("tune_trials", 0))
-            planned.cuts = [c for c in previous.get("cuts", []) if "tun" in c] + planned.cuts
+            planned.cuts = [c for c in previous.get("cuts", []) if c.startswith(("tuning", "no "))
+                            ] + planned.cuts
         if planned.cuts and planned.cuts != previous.get("cuts"):
             err_console.print(planned.summary(self.config.budget), soft_wrap=True)
         self.run_.config["plan"] = planned.to_dict()
