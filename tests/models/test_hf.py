@@ -82,6 +82,7 @@ def test_texts_only_make_an_embedding_task(bert_folder: Path, tmp_path: Path) ->
     c0 = run.candidate("c0")
     assert run.task_spec["kind"] == "embedding" and run.task_spec["num_classes"] == 32
     assert c0.model["args"]["head"] == "embed" and c0.params["epochs"] == 0
+    assert c0.params["lr"] == 5e-5  # a pretrained model is fine-tuned gently
     assert c0.metrics["val"]["cosine"] == pytest.approx(1.0, abs=1e-5)  # its own embeddings
 
 

@@ -176,6 +176,11 @@ def load_custom(data: str, seed: int, metric: str | None = None,
                         "direction": direction})
 
 
+# texts only: the folder's model as given is the baseline; fine-tuning (a pruned or distilled
+# candidate) starts from pretrained weights, at a pretrained model's learning rate
+PRETRAINED_TRAIN = {"epochs": 0, "lr": 5e-5}
+
+
 def _text_task(raw: dict[str, Any], data: str, seed: int, metric: str | None,
                direction: str | None, model: str | None) -> Task:
     """A task of texts: token ids in, labels or the folder's own embeddings as targets."""
@@ -190,6 +195,6 @@ def _text_task(raw: dict[str, Any], data: str, seed: int, metric: str | None,
                 num_classes=outputs, default_model=model or "", metric=name,
                 direction=direction, seed=seed, kind=kind, input_dtype="int64",
                 input_high=vocab, throughput_batch=TEXT_THROUGHPUT_BATCH, metric_fn=metric_fn,
-                default_train={"epochs": 0} if kind == "embedding" else {},
+                default_train=PRETRAINED_TRAIN if kind == "embedding" else {},
                 source={"name": CUSTOM, "data": data, "metric": metric,
                         "direction": direction, "model": model})
