@@ -25,7 +25,7 @@ from torch import nn
 
 from slimkit.core.errors import ModelError
 from slimkit.models.base import ModelConfig, ModelFamily
-from slimkit.models.minilm import shrink_ffn, shrink_heads, spaced
+from slimkit.models.minilm import pruned_sizes, shrink_layers, spaced
 
 PREFIX = "hf:"
 MISSING_EXTRA = "hf: models need the transformers extra: pip install 'slimkit[transformers]'"
@@ -154,11 +154,7 @@ class HFText(nn.Module):
             self.model.base_model.encoder.layer = kept
             self.model.config.num_hidden_layers = layers
             found = kept
-        for layer in found:
-            if heads is not None and heads < current["heads"]:
-                shrink_heads(layer.attention, heads)
-            if ffn is not None and ffn < current["ffn"]:
-                shrink_ffn(layer, ffn)
+        shrink_layers(found, current, heads, ffn)
 
     def prune_structured(self, ratio: float, base: dict[str, Any] | None = None
                          ) -> dict[str, Any]:
@@ -167,10 +163,7 @@ class HFText(nn.Module):
         if _encoder_layers(self.model) is None:
             raise ModelError(f"prune: {type(self.model).__name__} is not a BERT-style encoder "
                              f"slimkit can prune")
-        base = base or self.args
-        current = self.args
-        self.shrink(heads=min(max(1, round(base["heads"] * (1 - ratio))), current["heads"]),
-                    ffn=min(max(1, round(base["ffn"] * (1 - ratio))), current["ffn"]))
+        self.shrink(**pruned_sizes(ratio, base or self.args, self.args))
         return self.args
 
 

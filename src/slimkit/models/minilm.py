@@ -158,23 +158,34 @@ class MiniLM(nn.Module):
                 _check(name, value, current[name])
         if layers is not None and layers < len(self.layers):
             self.layers = nn.ModuleList(self.layers[i] for i in spaced(len(self.layers), layers))
-        for layer in self.layers:
-            if heads is not None and heads < current["heads"]:
-                shrink_heads(layer.attention, heads)
-            if ffn is not None and ffn < current["ffn"]:
-                shrink_ffn(layer, ffn)
+        shrink_layers(self.layers, current, heads, ffn)
 
     def prune_structured(self, ratio: float, base: dict[str, Any] | None = None
                          ) -> dict[str, Any]:
         """Remove ``ratio`` of the attention heads and feed-forward neurons of every layer,
         counted on ``base`` sizes (default: the current ones), by weight norm (``shrink``).
         The ``prune`` technique calls this on models that know their own structure."""
-        base = base or self.args
-        current = self.args
-        heads = min(max(1, round(base["heads"] * (1 - ratio))), current["heads"])
-        ffn = min(max(1, round(base["ffn"] * (1 - ratio))), current["ffn"])
-        self.shrink(heads=heads, ffn=ffn)
+        self.shrink(**pruned_sizes(ratio, base or self.args, self.args))
         return self.args
+
+
+def pruned_sizes(ratio: float, base: dict[str, Any], current: dict[str, Any]
+                 ) -> dict[str, int]:
+    """Heads and FFN neurons kept when ``ratio`` of the ``base`` sizes is removed (at least
+    one of each, never more than ``current``)."""
+    return {key: min(max(1, round(base[key] * (1 - ratio))), current[key])
+            for key in ("heads", "ffn")}
+
+
+def shrink_layers(layers: nn.ModuleList, current: dict[str, Any], heads: int | None,
+                  ffn: int | None) -> None:
+    """Shrink every BERT layer of ``layers`` to ``heads`` heads and ``ffn`` neurons (None, or
+    not below ``current``: kept as it is)."""
+    for layer in layers:
+        if heads is not None and heads < current["heads"]:
+            shrink_heads(layer.attention, heads)
+        if ffn is not None and ffn < current["ffn"]:
+            shrink_ffn(layer, ffn)
 
 
 def shrink_heads(attention: nn.Module, heads: int) -> None:
