@@ -332,7 +332,9 @@ class Quantize(Technique):
         """The int8 model of ``src`` (per-channel choice and accuracy fallback recorded in
         ``params``); True when the fallback had to keep every layer in float."""
         config: QuantizeConfig = self.config  # type: ignore[assignment]
-        if config.activations == "auto":
+        if config.mode == "dynamic":  # onnxruntime quantizes activations to uint8 at run time
+            params["activations"] = "uint8"
+        elif config.activations == "auto":
             config = _choose_activations(src, folder, config, context, params)
         if config.per_channel == "auto":
             config = _choose_granularity(src, folder, config, context)
