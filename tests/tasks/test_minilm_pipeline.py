@@ -1,5 +1,6 @@
-"""all-MiniLM-L6-v2 through the pipeline on a short subset (well under a minute): the
-pretrained model as the baseline, dynamic int8, measured at batch 1 and 8 with sequence 128."""
+"""all-MiniLM-L6-v2 through the pipeline on a short subset: the pretrained model as the
+baseline, exported the way onnxruntime fuses it, dynamic and static int8, measured at batch 1 and
+8 with sequence 128."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def minilm_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
               "profile": {"warmup": 0, "min_runs": 2, "min_seconds": 0},
               "baseline": {"model": "minilm", "train": {"epochs": 0}},
               "steps": [{"technique": "quantize", "params": {
-                  "mode": "dynamic", "per_channel": True, "preprocess": False}}]}
+                  "mode": "dynamic", "per_channel": True, "preprocess": False}},
+                        {"technique": "quantize", "from": "baseline", "params": {
+                            "mode": "static", "calibration_samples": 64}}]}
     here, cwd = Path.cwd(), tmp_path_factory.mktemp("cwd")
     os.chdir(cwd)  # nothing may be written into the current folder (quantizer temp files)
     try:
@@ -35,7 +38,7 @@ def minilm_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
 
 def test_pretrained_baseline_and_int8(minilm_run) -> None:
     run = minilm_run
-    c0, c1 = run.candidates
+    c0, c1, _ = run.candidates
     assert run.task_spec["kind"] == "embedding" and run.task_spec["input_dtype"] == "int64"
     assert c0.params["epochs"] == 0  # measured as given, not trained
     assert c0.metrics["test"]["cosine"] > 0.9999 and c0.metrics["test"]["top10"] > 0.99
@@ -47,6 +50,24 @@ def test_pretrained_baseline_and_int8(minilm_run) -> None:
         assert ort["latency_ms"]["batch"] == 1 and ort["throughput_batch"] == 8
     assert c0.profile["torch"]["throughput_batch"] == 8
     assert c0.profile["macs"] > 1e9  # 128 tokens through 6 layers
+
+
+def test_the_export_is_fused_and_checked(minilm_run) -> None:
+    c0 = minilm_run.candidates[0]
+    route = c0.parity["fused_route"]
+    assert route["fusions"] == {"EmbedLayerNormalization": 1, "Attention": 6,
+                                "SkipLayerNormalization": 12, "BiasGelu": 6}
+    assert route["kept"] in ("fused", "plain")  # the faster here, timed side by side
+    assert ("dynamo=False" in c0.parity["exporter"]) == (route["kept"] == "fused")
+    assert c0.parity["max_abs_diff"] <= 1e-4  # whichever file was kept matches torch
+
+
+def test_static_int8_keeps_the_embeddings(minilm_run) -> None:
+    static = minilm_run.candidates[2]
+    assert static.status == "ok", static.error
+    assert static.parity["check"] == "cosine" and static.parity["cosine"] >= 0.98
+    assert static.params["implementation"].startswith("nncf")  # SmoothQuant, float softmax
+    assert static.metrics["test"]["cosine"] >= 0.98
 
 
 def test_onnx_has_dynamic_batch_and_sequence(minilm_run) -> None:

@@ -4,6 +4,8 @@ ones (int8, fp16) by how close they stay to the float model's."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,19 @@ from slimkit.measure.parity import (
     output_fidelity,
     quiet_exporter,
 )
+from slimkit.measure.race import race, speed_ratio
+from slimkit.measure.timing import ProfileSettings
+from slimkit.measure.transformer_export import (
+    FUSED,
+    attention_shape,
+    describe,
+    export_torchscript,
+    fuse_transformer,
+)
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+ROUTE_TIMING = ProfileSettings(throughput_batch=8, min_runs=20, min_seconds=0.3)
 
 
 def onnx_runner(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
@@ -54,10 +66,14 @@ def check_onnx(model: nn.Module, path: str | Path, inputs: np.ndarray,
 
 
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
-                check_inputs: np.ndarray, atol: float = FP32_ATOL) -> dict[str, Any]:
+                check_inputs: np.ndarray, atol: float = FP32_ATOL, fuse: bool = True
+                ) -> dict[str, Any]:
     """Export ``model`` with torch.export-based exporter (dynamic batch axis, one self-contained
     file), check it on ``check_inputs`` and only then move it to ``path``. Token-id inputs
-    (int64, (n, seq)) get a dynamic sequence axis too."""
+    (int64, (n, seq)) get a dynamic sequence axis too, and a transformer among them is also
+    exported the way onnxruntime can fuse (``transformer_export``): both files are checked and
+    the faster one, timed side by side, is kept (``fuse=False``: never; for tools that read
+    standard operators only). The record says which and why."""
     model.eval()
     if len(check_inputs) >= 2:
         example = torch.from_numpy(np.ascontiguousarray(check_inputs[:2]))
@@ -77,8 +93,36 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: str | Path
                 )
         except Exception as err:
             raise ExportError(f"ONNX export failed: {first_line(err)}") from None
-        parity = check_onnx(model, tmp, check_inputs, atol)
-    return {"format": "onnx", "exporter": "torch.onnx.export(dynamo=True)", **parity}
+        record = {"format": "onnx", **describe("dynamo"),
+                  **check_onnx(model, tmp, check_inputs, atol)}
+        shape = attention_shape(model) if fuse and is_tokens(check_inputs) else None
+        if shape is not None:
+            record = _fused_route(model, example, Path(tmp), check_inputs, atol, shape, record)
+    return record
+
+
+def _fused_route(model: nn.Module, example: torch.Tensor, plain: Path, inputs: np.ndarray,
+                 atol: float, shape: tuple[int, int], record: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Build the fused transformer file beside ``plain``, check it, and move it over ``plain``
+    when it is faster there (timed side by side). Returns the record of the file kept."""
+    with tempfile.TemporaryDirectory(dir=plain.parent) as folder:
+        scripted, fused = Path(folder) / "ts.onnx", Path(folder) / "fused.onnx"
+        try:
+            export_torchscript(model, example, scripted, INPUT_NAME, OUTPUT_NAME)
+            fusions = fuse_transformer(scripted, fused, shape)
+            parity = check_onnx(model, fused, inputs, atol)
+        except Exception as err:  # the route is an optimization: the plain file stands
+            return {**record, "fused_route": f"not used: {first_line(err)}"}
+        seq = inputs.shape[1]
+        timed = race({"plain": plain, "fused": fused}, (seq,), "int64", ROUTE_TIMING,
+                     int(inputs.max()) + 1)
+        choice = {"timed here (b=1 / b=8)": timed, "fusions": fusions}
+        if speed_ratio(timed["fused"], timed["plain"]) <= 1:
+            return {**record, "fused_route": {"kept": "plain", **choice}}
+        shutil.copyfile(fused, plain)
+    return {"format": "onnx", **describe(FUSED, fusions), **parity,
+            "fused_route": {"kept": "fused", **choice}}
 
 
 def check_reduced(model: nn.Module, onnx_path: Path, inputs: np.ndarray,

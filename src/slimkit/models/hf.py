@@ -25,7 +25,7 @@ from torch import nn
 
 from slimkit.core.errors import ModelError
 from slimkit.models.base import ModelConfig, ModelFamily
-from slimkit.models.minilm import pruned_sizes, shrink_layers, spaced
+from slimkit.models.minilm import additive_mask, pruned_sizes, shrink_layers, spaced
 
 PREFIX = "hf:"
 MISSING_EXTRA = "hf: models need the transformers extra: pip install 'slimkit[transformers]'"
@@ -114,7 +114,11 @@ class HFText(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()
         mask = (ids != self.pad_id).long()
-        out = self.model(input_ids=ids, attention_mask=mask)
+        if _encoder_layers(self.model) is not None:  # BERT-style: a mask onnxruntime can fuse
+            dtype = self.model.get_input_embeddings().weight.dtype
+            out = self.model(input_ids=ids, attention_mask=additive_mask(mask, dtype))
+        else:
+            out = self.model(input_ids=ids, attention_mask=mask)
         if self.head == "classify":
             return out.logits
         keep = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
@@ -173,7 +177,8 @@ def build_hf(name: str, config: HFConfig, outputs: int) -> HFText:
     folder = str(folder_of(name))
     transformers = transformers_module()
     head = choose_head(hf_config, config.head, outputs)
-    options: dict[str, Any] = {"local_files_only": True}
+    # eager attention: the exported graph is the one onnxruntime's attention fusion recognises
+    options: dict[str, Any] = {"local_files_only": True, "attn_implementation": "eager"}
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
         if hasattr(hf_config, key):
             options[key] = config.dropout

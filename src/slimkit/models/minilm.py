@@ -108,6 +108,15 @@ def _check(name: str, value: int, current: int) -> None:
                          f"got {value}")
 
 
+def additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The additive attention mask ``(batch, 1, seq, seq)`` of a 0/1 ``keep`` mask ``(batch,
+    seq)``, in the form transformers' BERT builds it (expand, invert, masked_fill): the subgraph
+    onnxruntime's attention fusion recognises as the mask."""
+    batch, seq = keep.shape
+    inverted = 1.0 - keep[:, None, None, :].expand(batch, 1, seq, seq).to(dtype)
+    return inverted.masked_fill(inverted.to(torch.bool), torch.finfo(dtype).min)
+
+
 class MiniLM(nn.Module):
     """BERT embeddings and encoder layers of a (possibly shrunk) all-MiniLM-L6-v2.
 
@@ -133,12 +142,11 @@ class MiniLM(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()
         hidden = self.embeddings(input_ids=ids)
-        keep = (ids != PAD_ID).to(hidden.dtype)  # (batch, seq)
-        # additive attention mask, built arithmetically (no data-dependent control flow)
-        bias = (1.0 - keep)[:, None, None, :] * torch.finfo(hidden.dtype).min
+        keep = (ids != PAD_ID).long()  # (batch, seq)
+        bias = additive_mask(keep, hidden.dtype)
         for layer in self.layers:
             hidden = layer(hidden, bias)
-        weights = keep.unsqueeze(-1)
+        weights = keep.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2.0, dim=1)
 

@@ -48,10 +48,18 @@ from slimkit.techniques.base import (
     register_technique,
 )
 from slimkit.techniques.fake_quant import fake_quantized, fold_batchnorm
+from slimkit.techniques.static_transformer import implementation, quantize_transformer
 from slimkit.training import TrainConfig, fit
 
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")
 ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+# Static int8 on token-id models (transformers): only the weight MatMuls/Gemms. Quantizing
+# the rest puts Q/DQ on the attention mask (-3.4e38) and softmax inputs, which collapses the
+# output (cosine 0.35 on all-MiniLM-L6-v2 with onnxruntime's full list).
+TRANSFORMER_STATIC_OPS = ("MatMul", "Gemm")
+# Shape inference does not type the outputs of onnxruntime's fused operators (Attention,
+# SkipLayerNormalization): they are float32 in every file slimkit exports.
+FUSED_GRAPH_TYPES = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 SLOWER_MARGIN = 0.05  # slower than the parent by more than this at batch 1 or in bulk: flagged
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
              "QLinearMatMul", "ConvInteger", "MatMulInteger"}
@@ -64,7 +72,8 @@ class QuantizeConfig(TechniqueConfig):
                             "more accurate on val (ties: per tensor, the smaller file)")
     op_types: list[str] | None = Field(
         None, description="ONNX op types to quantize [every type onnxruntime supports, so "
-                          "data stays int8 through Relu, MaxPool, Reshape ...]")
+                          "data stays int8 through Relu, MaxPool, Reshape ...; static int8 "
+                          "of token-id models (transformers): MatMul and Gemm only]")
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="static/qat: how activation ranges are chosen")
     calibration_samples: int = Field(512, ge=1, le=100000,
@@ -146,8 +155,10 @@ def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Contex
     if config.mode == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=ops,
                          per_channel=config.per_channel, weight_type=QuantType.QInt8,
-                         nodes_to_exclude=exclude)
+                         nodes_to_exclude=exclude, extra_options=FUSED_GRAPH_TYPES)
         return
+    if ops is None and context.task.token_inputs:
+        ops = list(TRANSFORMER_STATIC_OPS)  # softmax, mask arithmetic, LayerNorm stay float
     name = onnx.load(str(src)).graph.input[0].name
     reader = TrainReader(context.task.train.x, name, config.calibration_samples, context.seed)
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -158,7 +169,9 @@ def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Contex
                     weight_type=QuantType.QInt8,
                     nodes_to_exclude=exclude, calibrate_method=method,
                     extra_options={"ActivationSymmetric": config.symmetric_activations,
-                                   "WeightSymmetric": config.symmetric_weights})
+                                   "WeightSymmetric": config.symmetric_weights,
+                                   "MatMulConstBOnly": True,  # weight MatMuls only
+                                   **FUSED_GRAPH_TYPES})
     _strip_value_info(dst)
 
 
@@ -304,7 +317,10 @@ class Quantize(Technique):
             folder = Path(tmp)
             fp32 = folder / "fp32.onnx"
             checked = context.run_dir / parent.artifacts.get("onnx", "-")
-            if config.mode != "qat" and "torch" in parent.artifacts and checked.is_file():
+            if _by_nncf(config, context):  # NNCF reads standard operators, not fused ones
+                export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256],
+                            fuse=False)
+            elif config.mode != "qat" and "torch" in parent.artifacts and checked.is_file():
                 shutil.copyfile(checked, fp32)  # the parent's export, checked against torch
             else:
                 export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
@@ -332,6 +348,14 @@ class Quantize(Technique):
         """The int8 model of ``src`` (per-channel choice and accuracy fallback recorded in
         ``params``); True when the fallback had to keep every layer in float."""
         config: QuantizeConfig = self.config  # type: ignore[assignment]
+        if _by_nncf(config, context):
+            out = folder / "nncf.onnx"
+            rows = np.random.default_rng(context.seed).permutation(len(context.task.train.x))
+            train = context.task.train.x[np.sort(rows[:config.calibration_samples])]
+            quantize_transformer(src, out, train, onnx.load(str(src)).graph.input[0].name)
+            params.update(implementation=implementation(), per_channel=True, excluded=[],
+                          activations="uint8")
+            return out, False
         if config.mode == "dynamic":  # onnxruntime quantizes activations to uint8 at run time
             params["activations"] = "uint8"
         elif config.activations == "auto":
@@ -368,13 +392,20 @@ class Quantize(Technique):
         return out, len(excluded) == len(nodes)
 
 
+def _by_nncf(config: QuantizeConfig, context: Context) -> bool:
+    """Static int8 of a transformer (token ids) with the default operator list goes through
+    NNCF (``static_transformer``)."""
+    return config.mode == "static" and context.task.token_inputs and config.op_types is None
+
+
 def _preprocess(fp32: Path, folder: Path) -> tuple[Path, str]:
     """onnxruntime's shape inference and graph optimization before quantizing; a model it
     cannot follow (symbolic shapes) is quantized as it is. Returns (model, what happened)."""
     out = folder / "pre.onnx"
     try:  # it writes a temporary file into the current folder: keep it in ours
         with working_directory(folder), quiet_quantizer():
-            quant_pre_process(str(fp32), str(out))
+            # auto_merge: exported transformers slice position ids to min(max, sequence)
+            quant_pre_process(str(fp32), str(out), auto_merge=True)
     except Exception as err:
         return fp32, f"skipped ({type(err).__name__})"
     return out, "done"
