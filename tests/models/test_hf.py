@@ -51,6 +51,8 @@ def test_a_folder_is_fine_tuned_pruned_and_quantized(bert_run: slimkit.Run) -> N
     assert bert_run.task_spec["input_dtype"] == "int64"
     assert bert_run.task_spec["source"]["model"].startswith("hf:")
     assert c0.model["args"]["head"] == "classify" and c0.parity["max_abs_diff"] <= 1e-4
+    assert c0.parity["fused_route"]["fusions"]["Attention"] == 2  # every layer fused
+    assert c1.parity["fused_route"]["fusions"]["Attention"] == 2  # pruned heads too
     assert c0.metrics["val"]["accuracy"] > 0.5  # 3 classes: learned from the texts
     assert c1.model["args"]["heads"] == 2 and c1.model["args"]["ffn"] == 64
     assert c1.profile["params"] < c0.profile["params"]
