@@ -259,6 +259,9 @@ def show(
         console.print(f"interrupted while computing {where}; run the same command to resume"
                       if alive is False else f"computing {where}"
                       + (" on another machine" if alive is None else ""))
+    by_threads = tables.threads_table(loaded)
+    if by_threads is not None:
+        console.print(by_threads)
     for table in tables.study_tables(loaded):
         console.print(table)
     search = tables.search_table(loaded)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ProfileSettings(BaseModel):
@@ -14,13 +16,31 @@ class ProfileSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threads: int = Field(1, ge=1, le=256, description="intra-op threads for both backends")
+    threads: int = Field(1, ge=1, le=256, description="intra-op threads for both backends; a "
+                         "list such as [1, all] also profiles onnxruntime at the others (all: "
+                         "every core this process may use); the first decides")
+    more_threads: list[int] = Field(
+        default_factory=list, description="onnxruntime is also profiled at these thread counts")
     batch: int = Field(1, ge=1, description="batch size of the latency measurement")
     throughput_batch: int = Field(256, ge=1, description="batch size of the throughput run")
     warmup: int = Field(10, ge=0, description="untimed calls before timing")
     min_runs: int = Field(200, ge=1, description="timed calls at least")
     min_seconds: float = Field(1.0, ge=0, description="timed seconds at least")
     max_seconds: float = Field(30.0, gt=0, description="stop after this long (min 10 runs)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _thread_list(cls, data: Any) -> Any:
+        """``threads: [1, all]`` -> threads 1, more_threads [cores]; ``all`` -> the cores."""
+        if not isinstance(data, dict) or "threads" not in data:
+            return data
+        value = data["threads"]
+        counts = [value] if not isinstance(value, list) else value
+        if not counts:
+            raise ValueError("threads: give a count, all, or a list such as [1, all]")
+        counts = [usable_cores() if c == "all" else c for c in counts]
+        more = [c for c in [*counts[1:], *data.get("more_threads", [])] if c != counts[0]]
+        return {**data, "threads": counts[0], "more_threads": list(dict.fromkeys(more))}
 
     def for_task(self, throughput_batch: int | None) -> ProfileSettings:
         """These settings with the task's throughput batch, unless one was given."""
@@ -30,9 +50,18 @@ class ProfileSettings(BaseModel):
 
     def quick(self) -> ProfileSettings:
         """Cheaper settings for search trials (same code, fewer timed calls); finalists are
-        measured again with the full settings."""
+        measured again with the full settings, at every thread count."""
         return self.model_copy(update={"min_runs": min(self.min_runs, 100),
-                                       "min_seconds": min(self.min_seconds, 0.3)})
+                                       "min_seconds": min(self.min_seconds, 0.3),
+                                       "more_threads": []})
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), what ``threads: all`` means."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def random_inputs(rng: np.random.Generator, batch: int, input_shape: tuple[int, ...] | list[int],

@@ -43,6 +43,7 @@ def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
     model_rss = onnx_profile.pop("model_rss_mb")
     profile = {
         "onnxruntime": onnx_profile,
+        "onnxruntime_threads": _more_threads(onnx_path, task, settings),
         "torch": profile_torch(model, task.input_shape, settings, task.input_dtype,
                                task.input_high) if torch_profile else None,
         **model_stats(model, task.input_shape, task.input_dtype),
@@ -52,6 +53,19 @@ def measure_candidate(model: nn.Module, onnx_path: Path, task: Task,
         "model_rss_mb": model_rss,
     }
     return metrics, profile
+
+
+def _more_threads(onnx_path: Path, task: Task, settings: ProfileSettings
+                  ) -> dict[str, dict[str, Any]]:
+    """onnxruntime profiles at ``settings.more_threads`` (``profile.threads: [1, all]``), by
+    thread count; reported beside the first count's, which decides."""
+    found = {}
+    for threads in settings.more_threads:
+        again = settings.model_copy(update={"threads": threads, "more_threads": []})
+        measured = profile_onnx(onnx_path, again, shape=task.input_shape, high=task.input_high)
+        found[str(threads)] = {key: value for key, value in measured.items()
+                               if not key.endswith("rss_mb")}
+    return found
 
 
 def materialize(

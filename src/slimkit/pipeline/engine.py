@@ -167,7 +167,7 @@ def execute(recipe: Recipe, out: str | Path, *, restart: bool, progress: bool,
             cache_dir: str | Path | None, storage: str | None) -> Run:
     """Run (or resume) the validated ``recipe`` into ``out``: the baseline, then each step not
     finished there yet (see ``slimkit.run_recipe``)."""
-    settings = ProfileSettings(threads=recipe.threads, **recipe.profile)
+    settings = ProfileSettings(**{"threads": recipe.threads, **recipe.profile})
     task = load_task(recipe.task_source(), seed=recipe.seed, cache_dir=cache_dir)
     baseline_model(recipe, task)  # a model that does not fit the task fails before any write
     run = _open(Path(out), recipe, restart)

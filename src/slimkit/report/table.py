@@ -88,6 +88,33 @@ def profile_table(title: str, profile: dict[str, Any]) -> Table:
     return table
 
 
+def threads_table(run: Run) -> Table | None:
+    """onnxruntime latency and throughput of each candidate at every profiled thread count
+    (``profile.threads: [1, all]``); None when only one count was profiled."""
+    counts = sorted({int(n) for c in run.candidates
+                     for n in (c.profile.get("onnxruntime_threads") or {})})
+    if not counts:
+        return None
+    first = run.env.get("threads", "?")
+    table = Table(title="onnxruntime by thread count",
+                  caption=f"the {first}-thread profile decides (objective, ratios)")
+    table.add_column("id", no_wrap=True)
+    for n in [first, *counts]:
+        table.add_column(f"latency {n}t", justify="right")
+        table.add_column(f"throughput {n}t", justify="right")
+    for c in run.candidates:
+        cells = [c.id]
+        profiles = [c.profile.get("onnxruntime") or {},
+                    *[(c.profile.get("onnxruntime_threads") or {}).get(str(n), {})
+                      for n in counts]]
+        for prof in profiles:
+            thr = prof.get("throughput_sps")
+            cells += [fmt_ms((prof.get("latency_ms") or {}).get("p50")),
+                      "-" if thr is None else f"{thr:,.0f}/s"]
+        table.add_row(*cells)
+    return table
+
+
 def study_tables(run: Run) -> list[Table]:
     """For each tune step: trial counts, best value and parameters, parameter importances."""
     tables = []

@@ -63,7 +63,7 @@ class Costs:
     @classmethod
     def up_front(cls, config: OptimizeConfig, epoch_s: float, epochs: int) -> Costs:
         """Upper bounds before anything ran: every epoch of the baseline runs."""
-        settings = ProfileSettings(threads=config.threads, **config.profile)
+        settings = ProfileSettings(**{"threads": config.threads, **config.profile})
         return cls(epoch_s, epochs * epoch_s,
                    measure_s=4 * max(settings.min_seconds, 0.2) + 4.0,  # 2 backends x 2 batches
                    quick_s=2 * max(settings.quick().min_seconds, 0.1) + 3.0, source="estimate")

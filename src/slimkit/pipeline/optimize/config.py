@@ -46,8 +46,6 @@ class OptimizeConfig(SearchConfig):
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "threads" in value:
-            raise ValueError("set threads with --threads, not profile.threads")
         validate(ProfileSettings, value, prefix="profile", error=SlimkitError)
         return value
 

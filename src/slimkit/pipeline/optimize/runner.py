@@ -102,7 +102,7 @@ class Optimizer:
             raise ValueError("the run has no folder")
         self.config, self.recipe, self.task, self.run_ = config, recipe, task, run
         self.storage, self.progress, self.callbacks = storage, progress, list(callbacks)
-        self.settings = ProfileSettings(threads=config.threads, **config.profile)
+        self.settings = ProfileSettings(**{"threads": config.threads, **config.profile})
         self.clock = Clock(run, config.budget_s)
         self.folder: Path = run.path
         self.costs = costs or Costs.up_front(config, 1.0, 0)
