@@ -6,6 +6,9 @@ Files, all from the pretrained model (candidate c0's torch model):
                   route, measure/transformer_export.py)
   plain/fused int8  onnxruntime quantize_dynamic, per-channel int8 weights, on each
   ort defaults int8 quantize_dynamic with its defaults on the plain file (per tensor)
+  static            slimkit's static int8 of transformers (NNCF, SmoothQuant), onnxruntime's
+                    quantize_static on the weight MatMuls only, and with its defaults; all
+                    calibrated on the same --calibration train sentences
 Each file: the fused operators, how many MatMuls run in int8, test cosine to the fp32 torch
 embeddings (400 fixed test sentences, padded to 128), and speed at 1 onnxruntime thread,
 sequence 128, batch 1 and batch 8, interleaved rounds (measure/race.py), ratios against plain
@@ -25,7 +28,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 
 from slimkit.measure.onnx import onnx_runner
 from slimkit.measure.onnx_probe import session_options
@@ -38,10 +47,19 @@ from slimkit.measure.transformer_export import (
 from slimkit.models.minilm import MiniLM, load_pretrained
 from slimkit.tasks import load_task
 from slimkit.tasks.metrics import mean_cosine
+from slimkit.techniques.quantize import FUSED_GRAPH_TYPES
+from slimkit.techniques.static_transformer import quantize_transformer
 
 
 def ops(path: Path) -> Counter:
     return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def quantized_matmuls(path: Path) -> int:
+    """MatMuls of a QDQ file whose inputs both come from DequantizeLinear (run in int8)."""
+    graph = onnx.load(str(path)).graph
+    dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return sum(1 for n in graph.node if n.op_type == "MatMul" and all(i in dq for i in n.input))
 
 
 def export_plain(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -74,9 +92,20 @@ def timed_rounds(paths: dict[str, Path], rounds: int, seq: int) -> dict[str, dic
     return times
 
 
+class Reader(CalibrationDataReader):
+    """Calibration batches of 8 train rows."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.batches = iter([{"input": rows[i:i + 8]} for i in range(0, len(rows), 8)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.batches, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calibration", type=int, default=300, help="train sentences")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-minilm-export"))
     args = parser.parse_args()
     out = args.out
@@ -96,6 +125,18 @@ def main() -> None:
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     files["ort defaults int8"] = out / "ort-defaults.onnx"
     quantize_dynamic(str(files["plain fp32"]), str(files["ort defaults int8"]))
+    calibration = task.train.x[np.sort(np.random.default_rng(0).permutation(
+        len(task.train.x))[:args.calibration])]
+    files["static: slimkit (NNCF SmoothQuant)"] = out / "static-nncf.onnx"
+    quantize_transformer(files["plain fp32"], files["static: slimkit (NNCF SmoothQuant)"],
+                         calibration, "input")
+    for name, options in (("static: ort weight MatMuls only", {
+            "op_types_to_quantize": ["MatMul", "Gemm"], "per_channel": True,
+            "extra_options": {"MatMulConstBOnly": True, **FUSED_GRAPH_TYPES}}),
+            ("static: ort quantize_static defaults", {})):
+        files[name] = out / f"static-{len(files)}.onnx"
+        quantize_static(str(files["plain fp32"]), str(files[name]), Reader(calibration),
+                        quant_format=QuantFormat.QDQ, **options)
 
     with torch.inference_mode():
         expected = model(torch.from_numpy(task.test.x)).numpy()
@@ -114,9 +155,12 @@ def main() -> None:
         fused = ", ".join(f"{op} {n}" for op, n in sorted(counts.items())
                           if op in ("Attention", "QAttention", "SkipLayerNormalization",
                                     "EmbedLayerNormalization", "BiasGelu"))
-        int8 = counts["MatMulInteger"] + counts["DynamicQuantizeMatMul"] + counts["QAttention"]
-        cells = [name, f"{mean_cosine(got, expected):.4f}",
-                 f"{int8} (of {counts['MatMul'] + int8 + counts['Attention']})", fused or "-"]
+        int8 = (counts["MatMulInteger"] + counts["DynamicQuantizeMatMul"] + counts["QAttention"]
+                + quantized_matmuls(path))
+        total = counts["MatMul"] + counts["MatMulInteger"] + counts["QAttention"] + \
+            counts["Attention"] + counts["DynamicQuantizeMatMul"]
+        cells = [name, f"{mean_cosine(got, expected):.4f}", f"{int8} (of {total})",
+                 fused or "-"]
         for batch in (1, 8):
             ms = np.array(times[name][batch]) * 1e3
             ratio = base[batch] * 1e3 / ms
