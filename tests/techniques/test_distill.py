@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import slimkit
 from slimkit.core.errors import ModelError, RecipeError, TechniqueError
@@ -127,3 +128,27 @@ def test_a_model_without_a_width_is_distilled_into_a_compact_family() -> None:
     assert Distill.label(config) == "cnn2d w16 d1"
     tokens = SearchSpec(model={**spec.model, "input_shape": [32], "input_dtype": "int64"})
     assert not Distill.applies(tokens)  # token ids: no compact family
+
+
+def test_the_teacher_runs_once_per_sample_and_its_outputs_are_reused() -> None:
+    from slimkit.training.distill import DistillationLoss
+
+    teacher = torch.nn.Linear(4, 3)
+    loss = DistillationLoss(teacher, temperature=2.0, alpha=0.5)
+    x = torch.randn(10, 4)
+    student = torch.randn(10, 3)
+    first = loss(teacher, x, torch.zeros(10, dtype=torch.long), student)
+    again = loss(teacher, x[[3, 1, 2]], torch.zeros(3, dtype=torch.long), student[[3, 1, 2]])
+    assert loss.teacher_rows == 10  # the second batch came from the kept outputs
+    with torch.no_grad():
+        expected = kd_loss(student[[3, 1, 2]], teacher(x[[3, 1, 2]]), 2.0)
+    assert torch.allclose(again, 0.5 * expected) and first > 0
+    ids = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
+    class FirstToken(torch.nn.Module):
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return t[:, :1].float().repeat(1, 3)
+
+    tokens = DistillationLoss(FirstToken(), 2.0, 0.5)
+    tokens(None, ids, None, torch.zeros(2, 3))
+    tokens(None, ids[:, :2], None, torch.zeros(2, 3))  # the same sentences, less padding
+    assert tokens.teacher_rows == 2

@@ -65,11 +65,23 @@ def capture(model: nn.Module, layer: str | None, store: dict[str, torch.Tensor],
         handle.remove()
 
 
+def _key(row: torch.Tensor) -> bytes:
+    """A sample's identity: its values without trailing zeros (token ids are trimmed of padding
+    to each batch's length, so the same sentence comes with different padding)."""
+    values = row.numpy().reshape(-1)
+    nonzero = values.nonzero()[0]
+    end = int(nonzero[-1]) + 1 if row.dim() == 1 and nonzero.size else values.size
+    return values[:end].tobytes() + str(values.dtype).encode()
+
+
 class DistillationLoss:
     """An ``extra_loss`` for ``fit``: the soft-target term (and optionally feature matching).
 
-    The teacher runs once per batch under ``no_grad``. ``fit``'s hard-label loss is weighted by
-    ``alpha`` (pass ``hard_weight=alpha``); this term carries ``1 - alpha``.
+    The teacher runs under ``no_grad``, once per training sample: its outputs are kept and
+    reused in later epochs (the teacher is in eval mode and the samples are not augmented, so
+    they are the same), unless features are matched, which needs its activations every batch.
+    ``fit``'s hard-label loss is weighted by ``alpha`` (pass ``hard_weight=alpha``); this term
+    carries ``1 - alpha``.
     """
 
     def __init__(self, teacher: nn.Module, temperature: float, alpha: float,
@@ -81,16 +93,31 @@ class DistillationLoss:
         self.alpha = alpha
         self.features = features if features is not None else {}
         self.feature_weight = feature_weight
+        self.cache: dict[bytes, torch.Tensor] = {}
+        self.teacher_rows = 0  # samples the teacher has run on
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  logits: torch.Tensor) -> torch.Tensor:
         if self.alpha >= 1.0 and self.feature_weight == 0:  # no soft term: skip the teacher
             return logits.new_zeros(())
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
+        teacher_logits = self._teacher(x)
         loss = (1 - self.alpha) * soft_target_loss(logits, teacher_logits, self.temperature,
                                                    self.kind)
         if self.feature_weight > 0 and "student" in self.features:
             loss = loss + self.feature_weight * feature_loss(self.features["student"],
                                                              self.features["teacher"])
         return loss
+
+    def _teacher(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's outputs on ``x``: kept from earlier epochs, computed for new samples."""
+        with torch.no_grad():
+            if self.feature_weight > 0:  # the feature hooks need the teacher's forward pass
+                return self.teacher(x)
+            keys = [_key(row) for row in x]
+            new = [i for i, key in enumerate(keys) if key not in self.cache]
+            if new:
+                outputs = self.teacher(x[new])
+                self.teacher_rows += len(new)
+                for i, out in zip(new, outputs, strict=True):
+                    self.cache[keys[i]] = out.clone()
+            return torch.stack([self.cache[key] for key in keys])
