@@ -161,3 +161,25 @@ def test_token_batches_are_bucketed_by_length_and_cover_every_row() -> None:
     assert padded < 0.6 * plain  # far fewer padded tokens than random batches
     again = _batches(order, lengths, 32, torch.Generator().manual_seed(0))
     assert len(again) == len(batches)
+
+
+def test_bf16_is_chosen_for_transformers_on_cpus_with_native_bf16() -> None:
+    from slimkit.training.fit import training_precision
+
+    assert training_precision("auto", True, ["avx2", "avx512_bf16"]) == "bf16"
+    assert training_precision("auto", True, ["avx2", "amx_bf16"]) == "bf16"
+    assert training_precision("auto", True, ["avx2", "avx512_vnni"]) == "fp32"
+    assert training_precision("auto", False, ["amx_bf16"]) == "fp32"  # not a transformer
+    assert training_precision("bf16", False, []) == "bf16"  # asked for
+
+
+def test_bf16_training_learns_and_keeps_fp32_weights() -> None:
+    task, results = make_task(noise=0.0), {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build_model("mlp", {"width": 16, "depth": 1}, (8,), 2)
+        results[precision] = fit(model, task, TrainConfig(epochs=10, lr=0.03, precision=precision),
+                                 progress=False)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert results["bf16"].to_dict()["precision"] == "bf16"
+    assert results["bf16"].best_val >= results["fp32"].best_val - 0.05 > 0.8

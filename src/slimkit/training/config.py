@@ -28,3 +28,6 @@ class TrainConfig(BaseModel):
         15, ge=1, description="early stopping: epochs without val improvement (null: off)"
     )
     restore_best: bool = Field(True, description="end with the weights of the best val epoch")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="compute precision (bf16: autocast, weights stay fp32); auto: bf16 "
+                            "for token-id models on CPUs with AMX or AVX512-BF16, else fp32")

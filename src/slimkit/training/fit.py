@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from slimkit.measure.evaluate import evaluate, trim_padding
+from slimkit.measure.profile import cpu_features
 from slimkit.tasks import Task
 from slimkit.tasks.metrics import training_loss
 from slimkit.training.config import TrainConfig
@@ -30,6 +31,7 @@ class TrainResult:
     best_val: float = float("nan")
     stopped_early: bool = False
     seconds: float = 0.0
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class TrainResult:
             "epochs_run": len(self.history),
             "stopped_early": self.stopped_early,
             "seconds": round(self.seconds, 3),
+            "precision": self.precision,
             "history": self.history,
         }
 
@@ -72,6 +75,19 @@ def _improved(value: float, best: float, direction: str) -> bool:
     if best != best:  # nan: nothing seen yet
         return True
     return value > best if direction == "maximize" else value < best
+
+
+BF16_FEATURES = ("amx_bf16", "avx512_bf16")  # CPUs where bf16 matmuls are fast
+
+
+def training_precision(asked: str, tokens: bool, features: list[str] | None = None) -> str:
+    """fp32 or bf16: what was asked, or for ``auto`` bf16 when training a token-id model
+    (a transformer) on a CPU with native bf16 (``features``: this CPU's, by default)."""
+    if asked != "auto":
+        return asked
+    if features is None:
+        features = cpu_features()
+    return "bf16" if tokens and any(f in features for f in BF16_FEATURES) else "fp32"
 
 
 BUCKET_BATCHES = 50  # length bucketing sorts within windows of this many batches
@@ -123,7 +139,8 @@ def fit(
     criterion = training_loss(task.kind, config.label_smoothing)
     optimizer = make_optimizer(model, config)
     schedule = make_schedule(optimizer, config)
-    result = TrainResult()
+    result = TrainResult(precision=training_precision(config.precision, task.token_inputs))
+    bf16 = result.precision == "bf16"
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     shown = progress and config.epochs > 0
@@ -136,7 +153,9 @@ def fit(
                 x, y = x_train[idx], y_train[idx]
                 if task.token_inputs:  # drop the padding columns every sentence shares
                     x = torch.from_numpy(trim_padding(x.numpy()))
-                logits = model(x)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(x)
+                logits = logits.float()
                 loss = criterion(logits, y) if hard_weight == 1.0 else (
                     hard_weight * criterion(logits, y))
                 if config.l1 > 0:
