@@ -158,9 +158,10 @@ def test_token_batches_are_bucketed_by_length_and_cover_every_row() -> None:
     assert sorted(torch.cat(batches).tolist()) == list(range(1000))  # every row, once
     padded = sum(len(b) * int(lengths[b].max()) for b in batches)
     plain = sum(len(b) * int(lengths[b].max()) for b in _batches(order, None, 32, gen))
-    assert padded < 0.6 * plain  # far fewer padded tokens than random batches
-    again = _batches(order, lengths, 32, torch.Generator().manual_seed(0))
-    assert len(again) == len(batches)
+    assert padded < 0.7 * plain  # far fewer padded tokens than random batches
+    few = order[:200]
+    small = _batches(few, lengths, 32, gen)  # one window: not bucketed
+    assert [b.tolist() for b in small] == [few[i:i + 32].tolist() for i in range(0, 200, 32)]
 
 
 def test_bf16_is_chosen_for_transformers_on_cpus_with_native_bf16() -> None:

@@ -317,7 +317,9 @@ class Quantize(Technique):
             folder = Path(tmp)
             fp32 = folder / "fp32.onnx"
             checked = context.run_dir / parent.artifacts.get("onnx", "-")
-            if _by_nncf(config, context):  # NNCF reads standard operators, not fused ones
+            if config.mode in ("static", "qat") and context.task.token_inputs:
+                # QDQ quantizers (NNCF, onnxruntime's) read standard operators: a fused
+                # Attention would stay float
                 export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256],
                             fuse=False)
             elif config.mode != "qat" and "torch" in parent.artifacts and checked.is_file():

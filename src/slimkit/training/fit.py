@@ -90,7 +90,10 @@ def training_precision(asked: str, tokens: bool, features: list[str] | None = No
     return "bf16" if tokens and any(f in features for f in BF16_FEATURES) else "fp32"
 
 
-BUCKET_BATCHES = 50  # length bucketing sorts within windows of this many batches
+# Length bucketing sorts rows by length within windows of this many batches of the shuffled
+# order. Small windows keep batches varied from epoch to epoch. A training set of one window or
+# less is not bucketed: it would give the same few batches every epoch.
+BUCKET_BATCHES = 8
 
 
 def _batches(order: torch.Tensor, lengths: torch.Tensor | None, size: int,
@@ -99,10 +102,10 @@ def _batches(order: torch.Tensor, lengths: torch.Tensor | None, size: int,
     bucketed by length (sorted within windows of ``BUCKET_BATCHES`` batches of the shuffled
     order, the batches then shuffled), so each batch trims to little padding and the epoch
     stays random: the same samples, far fewer padded tokens."""
-    if lengths is None:
+    window = size * BUCKET_BATCHES
+    if lengths is None or len(order) <= window:
         return [order[i:i + size] for i in range(0, len(order), size)]
     batches = []
-    window = size * BUCKET_BATCHES
     for start in range(0, len(order), window):
         chunk = order[start:start + window]
         chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
