@@ -75,7 +75,7 @@ def venv(name: str) -> Path:
 
 def peer_files(name: str, out: Path) -> dict[str, Path]:
     """Run the peer's script in its own venv; the files it made, by row name."""
-    script = out / f"{name}.py"
+    script = out / f"make_{name}.py"  # not {name}.py: it would shadow the package
     script.write_text({"optimum": OPTIMUM}[name])
     proc = subprocess.run([str(venv(name)), str(script), str(out / name)], capture_output=True,
                           text=True, check=False)
