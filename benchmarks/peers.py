@@ -7,8 +7,8 @@ because their pins conflict with slimkit's (Optimum wants transformers < 4.58):
             and ``ORTQuantizer`` with ``AutoQuantizationConfig.avx512_vnni(is_static=False)``
             and ``.avx2(is_static=False)``
 Built here, in slimkit's own environment (no pin conflicts):
-  slimkit   the exports and int8 files slimkit makes (fused fp32, dynamic int8 of the fused
-            graph, static int8 through NNCF)
+  slimkit   the exports slimkit races (torch.export, TorchScript, TorchScript + onnxruntime's
+            fusions), dynamic int8 of the last two, static int8 through NNCF
   ort       onnxruntime ``quantize_dynamic`` / ``quantize_static`` with their defaults
   nncf      ``nncf.quantize(model_type=TRANSFORMER)`` on slimkit's plain export, 300 samples
 
@@ -105,10 +105,13 @@ def own_files(out: Path, calibration: np.ndarray) -> dict[str, Path]:
     export_plain(model, example, plain)
     export_torchscript(model, example, out / "ts.onnx", "input", "logits")
     fuse_transformer(out / "ts.onnx", fused, attention_shape(model))
-    files = {"slimkit plain export fp32 (reference)": plain, "slimkit fused export fp32": fused}
-    files["slimkit dynamic int8 (fused, per-channel)"] = out / "dyn.onnx"
-    quantize_dynamic(str(fused), str(out / "dyn.onnx"), per_channel=True,
-                     weight_type=QuantType.QInt8, extra_options=FUSED_GRAPH_TYPES)
+    files = {"slimkit plain export fp32 (reference)": plain,
+             "slimkit TorchScript export fp32": out / "ts.onnx",
+             "slimkit fused export fp32": fused}
+    for kind, src in (("TorchScript", out / "ts.onnx"), ("fused", fused)):
+        files[f"slimkit dynamic int8 ({kind}, per-channel)"] = out / f"dyn-{kind}.onnx"
+        quantize_dynamic(str(src), str(out / f"dyn-{kind}.onnx"), per_channel=True,
+                         weight_type=QuantType.QInt8, extra_options=FUSED_GRAPH_TYPES)
     files["onnxruntime quantize_dynamic defaults"] = out / "ort-dyn.onnx"
     quantize_dynamic(str(plain), str(out / "ort-dyn.onnx"))
     files["onnxruntime quantize_static defaults"] = out / "ort-static.onnx"
