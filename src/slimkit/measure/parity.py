@@ -25,6 +25,18 @@ PARITY_SAMPLES = 512  # real test inputs an export is checked on
 
 
 @contextlib.contextmanager
+def quiet_logger(name: str | None = None) -> Iterator[None]:
+    """Only errors from logger ``name`` (None: the root logger) while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
     """Silence the exporter's deprecation chatter and info logs (errors still raise)."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo",

@@ -10,16 +10,13 @@ measured side by side (see ``measure.onnx``).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from slimkit.measure.parity import quiet_exporter
+from slimkit.measure.parity import quiet_exporter, quiet_logger
 
 OPSET = 17
 FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention",
@@ -35,18 +32,6 @@ def attention_shape(model: nn.Module) -> tuple[int, int] | None:
         if isinstance(heads, int) and isinstance(size, int) and heads > 0:
             return heads, heads * size
     return None
-
-
-@contextlib.contextmanager
-def _quiet_optimizer() -> Iterator[None]:
-    """onnxruntime's fusion passes log every match at INFO and warnings for every miss."""
-    logger = logging.getLogger("onnxruntime.transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path,
@@ -65,7 +50,7 @@ def fuse_transformer(src: Path, dst: Path, shape: tuple[int, int] | None) -> dic
     from onnxruntime.transformers.optimizer import optimize_model  # slow import, used rarely
 
     heads, hidden = shape or (0, 0)
-    with _quiet_optimizer(), quiet_exporter():
+    with quiet_logger("onnxruntime.transformers"), quiet_exporter():  # a log line per match
         optimized = optimize_model(str(src), model_type="bert", num_heads=heads,
                                    hidden_size=hidden, opt_level=0)
         counts = optimized.get_fused_operator_statistics()

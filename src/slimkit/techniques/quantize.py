@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import os
 import shutil
 import tempfile
@@ -37,6 +36,7 @@ from slimkit.core.runs import Candidate
 from slimkit.measure.compare import speedups
 from slimkit.measure.evaluate import split_metrics
 from slimkit.measure.onnx import export_onnx, run_onnx
+from slimkit.measure.parity import quiet_logger
 from slimkit.measure.race import race, speed_ratio
 from slimkit.techniques.base import (
     Context,
@@ -129,17 +129,10 @@ def is_reduced(path: Path, mode: str) -> bool:
         n.op_type in QUANT_OPS for n in model.graph.node)
 
 
-@contextlib.contextmanager
-def quiet_quantizer() -> Iterator[None]:
+def quiet_quantizer() -> contextlib.AbstractContextManager[None]:
     """onnxruntime's quantizer writes its notes (pre-processing advice, axis warnings) to the
     root logger; keep them off the terminal (errors still raise)."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
+    return quiet_logger()
 
 
 def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
