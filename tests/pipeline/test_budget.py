@@ -61,3 +61,12 @@ def test_a_candidate_without_training_keeps_the_epoch_estimate() -> None:
     planned = plan(config("12m", tune_trials=0, epochs=30), real, left_s=left, tuning=False)
     assert planned.finalists == 1  # a 93 s measurement: one finalist, not three
     assert planned.cuts[0] == "1 of 3 finalists measured in full"
+
+
+def test_a_trial_cap_gives_each_trial_more_epochs() -> None:
+    costs = Costs(epoch_s=65.0, train_s=0.0, measure_s=20.0, quick_s=4.0, source="estimate")
+    uncapped = plan(config("35m", tune_trials=0, epochs=6), costs, left_s=33 * 60, tuning=False)
+    capped = plan(config("35m", tune_trials=0, epochs=6, trials=4), costs, left_s=33 * 60,
+                  tuning=False)
+    assert uncapped.trial_epochs == 2  # ten trials must fit
+    assert capped.trial_epochs == 6  # four trials of 6 epochs fit

@@ -298,3 +298,34 @@ def test_a_fresh_chain_is_one_not_measured_yet() -> None:
     sample_chain(trial, techniques, SPEC)
     study.tell(trial, [0.5, 1.0])
     assert fresh_chain(study, techniques, SPEC, seed=0) is None  # the space is exhausted
+
+
+def test_the_epoch_estimate_of_a_token_model_times_trimmed_typical_batches() -> None:
+    from types import SimpleNamespace
+
+    from slimkit.training import TrainConfig
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 20, size=96)
+    ids = np.zeros((96, 128), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, 50, size=length)
+    widths: list[int] = []
+
+    class Bag(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            widths.append(x.shape[1])
+            return self.embed(x).mean(dim=1)
+
+    split = SimpleNamespace(x=ids, y=rng.standard_normal((96, 4)).astype(np.float32))
+    task = SimpleNamespace(train=split, val=split, token_inputs=True, kind="regression")
+    assert budget.epoch_seconds(Bag(), task, TrainConfig(batch_size=16)) > 0
+    assert widths and max(widths) < 20  # not the 128 padded columns
+    task.token_inputs = False
+    widths.clear()
+    budget.epoch_seconds(Bag(), task, TrainConfig(batch_size=16))
+    assert set(widths) == {128}

@@ -152,3 +152,24 @@ def test_the_teacher_runs_once_per_sample_and_its_outputs_are_reused() -> None:
     tokens(None, ids, None, torch.zeros(2, 3))
     tokens(None, ids[:, :2], None, torch.zeros(2, 3))  # the same sentences, less padding
     assert tokens.teacher_rows == 2
+
+
+def test_a_transformer_is_distilled_into_fewer_of_its_layers() -> None:
+    import optuna
+
+    from slimkit.techniques import SearchSpec
+    from slimkit.techniques.base import PrefixedTrial
+    from slimkit.techniques.distill import Distill, DistillConfig, student_spec
+
+    teacher = {"family": "minilm", "args": {"layers": 6, "heads": 12, "ffn": 1536},
+               "input_shape": [128], "num_classes": 384, "input_dtype": "int64"}
+    spec = SearchSpec(model=teacher)
+    assert Distill.applies(spec)
+    assert [s.params for s in Distill.seeds(spec)] == [{"depth_mult": 0.5}]
+    trial = optuna.trial.FixedTrial({"distill.depth_mult": 0.33})
+    config = Distill.search_space(PrefixedTrial(trial, "distill."), spec)
+    assert student_spec(config, teacher) == ("minilm", {"layers": 2, "heads": 12, "ffn": 1536})
+    assert Distill.label(config) == "depth x0.33"
+    assert student_spec(DistillConfig(depth_mult=0.67), teacher)[1]["layers"] == 4
+    unknown = SearchSpec(model={**teacher, "family": "hf:/m", "args": {"layers": None}})
+    assert not Distill.applies(unknown)  # an hf: model with every layer: its count is unknown

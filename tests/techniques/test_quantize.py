@@ -70,6 +70,8 @@ def test_int8_modes_give_valid_int8_models(run, params) -> None:
     assert cand.parity["check"] == "class_agreement" and cand.parity["agreement"] >= 0.9
     assert cand.profile["size_bytes"] < run.candidate("c0").profile["size_bytes"]
     assert cand.metrics["test"]["accuracy"] > 0.8
+    if params["mode"] == "qat":  # the learned ranges reached the quantizer
+        assert cand.params["learned_ranges"] >= 2
 
 
 def _weight_bytes(path: Path) -> int:

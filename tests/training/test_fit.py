@@ -184,3 +184,17 @@ def test_bf16_training_learns_and_keeps_fp32_weights() -> None:
         assert all(p.dtype == torch.float32 for p in model.parameters())
     assert results["bf16"].to_dict()["precision"] == "bf16"
     assert results["bf16"].best_val >= results["fp32"].best_val - 0.05 > 0.8
+
+
+def test_parameter_groups_train_at_their_own_rate() -> None:
+    from slimkit.training.fit import make_optimizer
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    fast = list(model[1].parameters())
+    optimizer = make_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1),
+                               [{"params": fast, "lr": 0.5, "weight_decay": 0.0}])
+    default, special = optimizer.param_groups
+    assert default["lr"] == 1e-3 and default["weight_decay"] == 0.1
+    assert special["lr"] == 0.5 and special["weight_decay"] == 0.0
+    ids = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert len(ids) == len(set(ids)) == 4  # every parameter once

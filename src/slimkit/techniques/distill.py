@@ -23,6 +23,8 @@ from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss, capture
 
 WIDTHS = ("width", "width_mult")  # the model arguments a width multiplier scales
+LAYERS = "layers"  # a transformer's depth: its student keeps fewer (pretrained) layers
+LAYER_MULTS = [0.33, 0.5, 0.67]  # of MiniLM's 6 layers: 2, 3 or 4
 # a model without a width (yours, a model zoo's) is distilled into a compact built-in family,
 # by the rank of one float sample: features, signals (channels, length), images (c, h, w)
 COMPACT = {1: "mlp", 2: "cnn1d", 3: "cnn2d"}
@@ -67,6 +69,11 @@ class DistillConfig(TechniqueConfig):
         return self
 
 
+def _layered(args: dict[str, Any]) -> bool:
+    """A model whose layer count is known (MiniLM; an ``hf:`` model whose ``layers`` is set)."""
+    return isinstance(args.get(LAYERS), int)
+
+
 def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[str, dict]:
     """The student's (family, args): explicit, or the teacher's scaled by the multipliers."""
     if config.student is not None:
@@ -78,6 +85,8 @@ def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[s
         if key == "width" and key not in args and "width_mult" in args:
             args["width_mult"] = args["width_mult"] * mult  # the efficient families
             continue
+        if key == "depth" and key not in args and _layered(args):
+            key = LAYERS  # transformers: layers kept
         if key not in args:
             raise TechniqueError(f"distill.{key}_mult: the teacher's model "
                                  f"{teacher_spec['family']!r} has no {key} parameter")
@@ -123,14 +132,21 @@ class Distill(Technique):
 
     @classmethod
     def applies(cls, spec: SearchSpec) -> bool:
-        """A student the teacher's shape but narrower (the model has a width argument), or a
-        compact built-in family for float inputs (``COMPACT``)."""
-        return any(key in spec.model_args for key in WIDTHS) or compact_student(spec) is not None
+        """A student the teacher's shape but narrower (the model has a width argument) or
+        shallower (a transformer's ``layers``), or a compact built-in family for float inputs
+        (``COMPACT``)."""
+        args = spec.model_args
+        return (any(key in args for key in WIDTHS) or _layered(args)
+                or compact_student(spec) is not None)
 
     @classmethod
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> DistillConfig:
         """The teacher's architecture at 1/8 to 1/2 of its width, distilled; a model without a
-        width: the compact family of its inputs at width 8, 16 or 32, depth 1 or 2."""
+        width: the compact family of its inputs at width 8, 16 or 32, depth 1 or 2; a
+        transformer: a third, half or two thirds of its layers."""
+        if _layered(spec.model_args) and not any(key in spec.model_args for key in WIDTHS):
+            depth = trial.suggest_categorical("depth_mult", LAYER_MULTS)
+            return DistillConfig(depth_mult=depth, train=TrainConfig(**spec.train))
         if not any(key in spec.model_args for key in WIDTHS):
             width = trial.suggest_categorical("student_width", STUDENT_WIDTHS)
             depth = trial.suggest_categorical("student_depth", STUDENT_DEPTHS)
@@ -154,6 +170,8 @@ class Distill(Technique):
 
     @classmethod
     def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        if _layered(spec.model_args) and not any(key in spec.model_args for key in WIDTHS):
+            return [Seed({"depth_mult": 0.5}, lower_precision=True)]
         if not any(key in spec.model_args for key in WIDTHS):
             return [Seed({"student_width": 16, "student_depth": 1}, lower_precision=True)]
         return [Seed({"width_mult": 0.25}, lower_precision=True)]

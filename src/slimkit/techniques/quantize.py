@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
+import torch
 from onnxruntime.quantization import (
     CalibrationMethod,
     QuantFormat,
@@ -47,7 +48,12 @@ from slimkit.techniques.base import (
     TechniqueConfig,
     register_technique,
 )
-from slimkit.techniques.fake_quant import fake_quantized, fold_batchnorm
+from slimkit.techniques.fake_quant import (
+    LayerRange,
+    fake_quantized,
+    fold_batchnorm,
+    tensor_overrides,
+)
 from slimkit.techniques.static_transformer import implementation, quantize_transformer
 from slimkit.training import TrainConfig, fit
 
@@ -91,6 +97,9 @@ class QuantizeConfig(TechniqueConfig):
         default_factory=lambda: TrainConfig(epochs=5, lr=1e-4, patience=None,
                                             weight_decay=0.0),
         description="fine-tuning with fake quantization (mode: qat)")
+    range_lr: float = Field(
+        2e-3, gt=0, le=1, description="qat: learning rate of the activation ranges (scale and "
+                                      "zero point, learned with the weights)")
 
 
 class TrainReader:
@@ -135,15 +144,19 @@ def quiet_quantizer() -> contextlib.AbstractContextManager[None]:
     return quiet_logger()
 
 
+Overrides = dict[str, list[dict[str, Any]]]  # onnxruntime's TensorQuantOverrides
+
+
 def _quantize(src: Path, dst: Path, config: QuantizeConfig, context: Context,
-              exclude: list[str]) -> None:
-    """Quantize ``src`` into ``dst`` (``config.per_channel`` must be decided already)."""
+              exclude: list[str], overrides: Overrides | None = None) -> None:
+    """Quantize ``src`` into ``dst`` (``config.per_channel`` must be decided already);
+    ``overrides`` fix the ranges of some activations (QAT's learned ones)."""
     with quiet_quantizer():
-        _run_quantizer(src, dst, config, context, exclude)
+        _run_quantizer(src, dst, config, context, exclude, overrides or {})
 
 
 def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Context,
-                   exclude: list[str]) -> None:
+                   exclude: list[str], overrides: Overrides) -> None:
     ops = config.op_types  # None: onnxruntime's full list
     if config.mode == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=ops,
@@ -164,6 +177,7 @@ def _run_quantizer(src: Path, dst: Path, config: QuantizeConfig, context: Contex
                     extra_options={"ActivationSymmetric": config.symmetric_activations,
                                    "WeightSymmetric": config.symmetric_weights,
                                    "MatMulConstBOnly": True,  # weight MatMuls only
+                                   "TensorQuantOverrides": overrides,
                                    **FUSED_GRAPH_TYPES})
     _strip_value_info(dst)
 
@@ -234,20 +248,20 @@ def _fallback(make: Callable[[list[str]], Path], nodes: list[str], float_acc: fl
 
 
 def _choose_granularity(src: Path, folder: Path, config: QuantizeConfig,
-                        context: Context) -> QuantizeConfig:
+                        context: Context, overrides: Overrides) -> QuantizeConfig:
     """Per-channel or per-tensor weights, whichever is more accurate on val (ties: per tensor,
     which is smaller and never slower)."""
     scores = {}
     for per_channel in (False, True):
         trial = config.model_copy(update={"per_channel": per_channel})
         out = folder / f"granularity-{int(per_channel)}.onnx"
-        _quantize(src, out, trial, context, [])
+        _quantize(src, out, trial, context, [], overrides)
         scores[per_channel] = val_score(out, context)
     return config.model_copy(update={"per_channel": scores[True] > scores[False]})
 
 
 def _choose_activations(src: Path, folder: Path, config: QuantizeConfig, context: Context,
-                        params: dict[str, Any]) -> QuantizeConfig:
+                        params: dict[str, Any], overrides: Overrides) -> QuantizeConfig:
     """int8 or uint8 activations, whichever runs faster here (timed side by side): which
     quantized Convs onnxruntime fuses depends on the activation type and the CPU."""
     paths = {}
@@ -255,7 +269,7 @@ def _choose_activations(src: Path, folder: Path, config: QuantizeConfig, context
     for kind in ACTIVATION_TYPES:
         paths[kind] = folder / f"activations-{kind}.onnx"
         trial = config.model_copy(update={"activations": kind, "per_channel": per_channel})
-        _quantize(src, paths[kind], trial, context, [])
+        _quantize(src, paths[kind], trial, context, [], overrides)
     task = context.task
     timed = race(paths, task.input_shape, task.input_dtype, context.settings.quick(),
                  task.input_high)
@@ -299,12 +313,18 @@ class Quantize(Technique):
         config: QuantizeConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)
         training: dict[str, Any] = {}
+        ranges: list[LayerRange] = []
         if config.mode == "qat":
             model = fold_batchnorm(copy.deepcopy(model))
-            with fake_quantized(model, config.per_channel, config.symmetric_activations):
+            with fake_quantized(model, _calibration_batches(config, context),
+                                config.per_channel is not False, config.symmetric_activations,
+                                outputs=True) as qat:
+                ranges_group = {"params": qat.range_parameters(), "lr": config.range_lr,
+                                "weight_decay": 0.0}
                 result = fit(model, context.task, config.qat, seed=context.seed,
-                             progress=context.progress, description=f"{context.new_id} qat")
-            training = result.to_dict()
+                             progress=context.progress, description=f"{context.new_id} qat",
+                             param_groups=[ranges_group])
+            training, ranges = result.to_dict(), qat.ranges
         params: dict[str, Any] = config.model_dump()
         with tempfile.TemporaryDirectory(prefix="slimkit-quant-") as tmp:
             folder = Path(tmp)
@@ -326,7 +346,7 @@ class Quantize(Technique):
                 out, exhausted = folder / "fp16.onnx", False
                 _fp16(src, out)
             else:
-                out, exhausted = self._int8(src, fp32, folder, context, params)
+                out, exhausted = self._int8(src, fp32, folder, context, params, ranges)
             if not exhausted and not is_reduced(out, config.mode):
                 raise TechniqueError(f"quantize: {config.mode} produced no reduced-precision "
                                      f"operator for this model")
@@ -339,10 +359,14 @@ class Quantize(Technique):
         return candidate
 
     def _int8(self, src: Path, fp32: Path, folder: Path, context: Context,
-              params: dict[str, Any]) -> tuple[Path, bool]:
+              params: dict[str, Any], ranges: list[LayerRange]) -> tuple[Path, bool]:
         """The int8 model of ``src`` (per-channel choice and accuracy fallback recorded in
-        ``params``); True when the fallback had to keep every layer in float."""
+        ``params``; QAT's learned activation ``ranges`` used); True when the fallback had to
+        keep every layer in float."""
         config: QuantizeConfig = self.config  # type: ignore[assignment]
+        overrides = tensor_overrides(src, ranges) if ranges else {}
+        if ranges:
+            params["learned_ranges"] = len(overrides)  # activation tensors QAT set
         if _by_nncf(config, context):
             out = folder / "nncf.onnx"
             rows = np.random.default_rng(context.seed).permutation(len(context.task.train.x))
@@ -354,9 +378,9 @@ class Quantize(Technique):
         if config.mode == "dynamic":  # onnxruntime quantizes activations to uint8 at run time
             params["activations"] = "uint8"
         elif config.activations == "auto":
-            config = _choose_activations(src, folder, config, context, params)
+            config = _choose_activations(src, folder, config, context, params, overrides)
         if config.per_channel == "auto":
-            config = _choose_granularity(src, folder, config, context)
+            config = _choose_granularity(src, folder, config, context, overrides)
             params["per_channel"] = config.per_channel
             params["per_channel_choice"] = f"auto (val {context.task.metric})"
         nodes = quantizable_nodes(src, config.op_types)
@@ -368,7 +392,7 @@ class Quantize(Technique):
 
         def make(exclude: list[str]) -> Path:
             out = folder / f"q{next(counter)}.onnx"
-            _quantize(src, out, config, context, exclude)
+            _quantize(src, out, config, context, exclude, overrides)
             return out
 
         out = make([])
@@ -385,6 +409,13 @@ class Quantize(Technique):
         out, excluded, sensitivity = _fallback(make, nodes, float_acc, budget, context)
         params.update(excluded=excluded, sensitivity=sensitivity, fallback_budget=budget)
         return out, len(excluded) == len(nodes)
+
+
+def _calibration_batches(config: QuantizeConfig, context: Context) -> list[torch.Tensor]:
+    """The train batches onnxruntime's static quantizer calibrates on (``TrainReader``), as
+    tensors: QAT's activation ranges start where post-training quantization's are."""
+    reader = TrainReader(context.task.train.x, "x", config.calibration_samples, context.seed)
+    return [torch.from_numpy(batch["x"]) for batch in iter(reader.get_next, None)]
 
 
 def _by_nncf(config: QuantizeConfig, context: Context) -> bool:

@@ -45,8 +45,16 @@ class TrainResult:
         }
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model: nn.Module, config: TrainConfig,
+                   groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """The configured optimizer over ``model``'s trainable parameters; ``groups`` (torch
+    parameter groups with their own ``lr``/``weight_decay``) take their parameters out of the
+    default group."""
+    groups = groups or []
+    special = {id(p) for group in groups for p in group["params"]}
+    params: list[Any] = [p for p in model.parameters() if p.requires_grad and id(p) not in special]
+    if groups:
+        params = [{"params": params}, *groups]
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, nesterov=config.momentum > 0)
@@ -124,6 +132,7 @@ def fit(
     extra_loss: LossHook | None = None,
     hard_weight: float = 1.0,
     on_epoch: EpochCallback | None = None,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``task.train``, selecting on ``task.val``.
 
@@ -132,6 +141,7 @@ def fit(
         hard_weight: weight of the task (hard-label) loss, e.g. distillation's alpha.
         on_epoch: called after every epoch with ``(epoch, record)``; it may raise to stop
             (e.g. an Optuna pruner).
+        param_groups: parameters trained with their own learning rate (QAT's ranges).
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -140,7 +150,7 @@ def fit(
     y_train = torch.from_numpy(task.train.y)
     lengths = (x_train != 0).sum(dim=1) if task.token_inputs else None
     criterion = training_loss(task.kind, config.label_smoothing)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, param_groups)
     schedule = make_schedule(optimizer, config)
     result = TrainResult(precision=training_precision(config.precision, task.token_inputs))
     bf16 = result.precision == "bf16"

@@ -8,10 +8,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from slimkit.core.errors import SlimkitError
 from slimkit.core.runs import Candidate, Run
+from slimkit.measure.evaluate import trim_padding
 from slimkit.measure.timing import ProfileSettings
 from slimkit.pipeline.optimize.config import TUNE_SHARE, OptimizeConfig
 from slimkit.tasks import Task
@@ -29,8 +31,13 @@ def epoch_seconds(model: torch.nn.Module, task: Task, train: TrainConfig) -> flo
     """Seconds per training epoch of ``model``, timed on a few real batches."""
     model = model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.from_numpy(task.train.x[: train.batch_size])
-    y = torch.from_numpy(task.train.y[: train.batch_size])
+    rows = np.arange(min(train.batch_size, len(task.train.x)))
+    if task.token_inputs:  # training trims padding from length-bucketed batches: typical rows
+        lengths = (task.train.x != 0).sum(axis=1)
+        rows = np.argsort(np.abs(lengths - lengths.mean()), kind="stable")[: len(rows)]
+    x = torch.from_numpy(trim_padding(task.train.x[rows]) if task.token_inputs
+                         else task.train.x[rows])
+    y = torch.from_numpy(task.train.y[rows])
     loss = training_loss(task.kind)
     times = []
     begin = time.perf_counter()
@@ -110,7 +117,7 @@ def plan(config: OptimizeConfig, costs: Costs, left_s: float, tuning: bool) -> P
     """Fit what is still to run into ``left_s`` seconds: the finalists' measurement takes at
     most half of it (fewer finalists); the tuning pass (when ``tuning``) gets up to its share of
     the budget and at most half of the rest; a search trial trains at most as many epochs as
-    let ``SEARCH_TRIALS`` trials fit in what remains."""
+    let ``SEARCH_TRIALS`` trials (or the user's ``trials``, if fewer) fit in what remains."""
     cuts: list[str] = []
     finalists = max(1, min(config.finalists,
                            int(left_s / 2 // max(reserve(1, costs.measure_s), 1e-9))))
@@ -127,7 +134,8 @@ def plan(config: OptimizeConfig, costs: Costs, left_s: float, tuning: bool) -> P
                         else f"no tuning pass (its {config.tune_trials} trials do not fit)")
         if tune_trials:
             search_s -= (tune_trials + 1) * costs.train_s + costs.measure_s
-    per_trial = search_s / SEARCH_TRIALS - 2 * costs.quick_s
+    trials = min(SEARCH_TRIALS, config.trials or SEARCH_TRIALS)  # --trials caps the search
+    per_trial = search_s / trials - 2 * costs.quick_s
     epochs = max(1, min(config.epochs, int(per_trial // max(costs.epoch_s, 1e-9))))
     if epochs < config.epochs:
         cuts.append(f"search trials train {epochs} of {config.epochs} epochs")
