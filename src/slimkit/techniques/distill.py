@@ -74,6 +74,11 @@ def _layered(args: dict[str, Any]) -> bool:
     return isinstance(args.get(LAYERS), int)
 
 
+def _by_layers(args: dict[str, Any]) -> bool:
+    """A transformer without a width: its students differ from it in depth only."""
+    return _layered(args) and not any(key in args for key in WIDTHS)
+
+
 def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[str, dict]:
     """The student's (family, args): explicit, or the teacher's scaled by the multipliers."""
     if config.student is not None:
@@ -144,7 +149,7 @@ class Distill(Technique):
         """The teacher's architecture at 1/8 to 1/2 of its width, distilled; a model without a
         width: the compact family of its inputs at width 8, 16 or 32, depth 1 or 2; a
         transformer: a third, half or two thirds of its layers."""
-        if _layered(spec.model_args) and not any(key in spec.model_args for key in WIDTHS):
+        if _by_layers(spec.model_args):
             depth = trial.suggest_categorical("depth_mult", LAYER_MULTS)
             return DistillConfig(depth_mult=depth, train=TrainConfig(**spec.train))
         if not any(key in spec.model_args for key in WIDTHS):
@@ -170,7 +175,7 @@ class Distill(Technique):
 
     @classmethod
     def seeds(cls, spec: SearchSpec) -> list[Seed]:
-        if _layered(spec.model_args) and not any(key in spec.model_args for key in WIDTHS):
+        if _by_layers(spec.model_args):
             return [Seed({"depth_mult": 0.5}, lower_precision=True)]
         if not any(key in spec.model_args for key in WIDTHS):
             return [Seed({"student_width": 16, "student_depth": 1}, lower_precision=True)]

@@ -70,9 +70,9 @@ class LearnedRange(nn.Module):
     """Int8 fake quantization of an activation tensor with a trained range (LSQ+: scale and
     zero point are parameters, through PyTorch's ``_fake_quantize_learnable_per_tensor_affine``).
 
-    It first observes min/max (``observe``), as the static quantizer's calibration does; from
-    ``start`` on it fake-quantizes and learns. ``bounds`` gives the range the deployed Q/DQ pair
-    must use."""
+    Until ``start`` it only records min/max of what passes through, as the static quantizer's
+    calibration does; from ``start`` on it fake-quantizes and learns. ``bounds`` gives the
+    range the deployed Q/DQ pair must use."""
 
     def __init__(self, symmetric: bool = False) -> None:
         super().__init__()
