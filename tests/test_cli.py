@@ -179,3 +179,28 @@ def test_worker_and_dashboard_errors(capsys, tmp_path: Path) -> None:
     assert code == 2
     message = _one_line_error(err)
     assert "optuna-dashboard is not installed" in message or "no study.db" in message
+
+
+def test_an_unexpected_error_is_one_line_with_a_logged_traceback(capsys, tiny_run: Run,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    data = json.loads((run / "run.json").read_text())
+    data["candidates"][0]["profile"]["onnxruntime"] = "not a record"  # valid shape, odd value
+    (run / "run.json").write_text(json.dumps(data))
+    code, _, err = _cli(capsys, "show", str(run))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: unexpected AttributeError") and "traceback is in" in err
+    log = Path(err.split("traceback is in ")[1].split(";")[0])
+    assert "Traceback" in log.read_text()
+    code, _, err = _cli(capsys, "--debug", "show", str(run))
+    assert code == 1 and "Traceback" in err
+
+
+def test_a_user_function_raising_system_exit_is_a_clear_error(capsys, tmp_path: Path) -> None:
+    (tmp_path / "data.py").write_text("def load():\n    raise SystemExit(3)\n")
+    code, _, err = _cli(capsys, "baseline", "--data", f"{tmp_path / 'data.py'}:load",
+                        "--model", "mlp", "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 2 and "raised SystemExit" in _one_line_error(err)

@@ -16,7 +16,8 @@ import torch
 from slimkit.core.errors import RecipeError, SlimkitError, StoreError
 from slimkit.core.manifest import prepare_folder, read_manifest
 from slimkit.core.runs import Run
-from slimkit.core.usercode import absolute, is_reference
+from slimkit.core.studies import open_storage
+from slimkit.core.usercode import absolute, is_reference, trusting
 from slimkit.core.validation import validate
 from slimkit.deploy.export import export_candidate
 from slimkit.deploy.serve import serve
@@ -110,8 +111,11 @@ def run_recipe(
     in ``out`` by the same recipe and seed are kept; a different recipe is refused unless
     ``restart`` is true.
     """
-    run = execute(load_recipe(recipe, overrides), out, restart=restart, progress=progress,
-                  cache_dir=cache_dir, storage=storage)
+    validated = load_recipe(recipe, overrides)
+    if storage is not None:
+        open_storage(storage)  # a bad URL is found before anything trains
+    run = execute(validated, out, restart=restart, progress=progress, cache_dir=cache_dir,
+                  storage=storage)
     write_report(run)
     return run
 
@@ -192,6 +196,8 @@ def optimize(
            "techniques": techniques, "trials": trials, "epochs": epochs,
            "finalists": finalists, "profile": profile or {}}
     config = validate(OptimizeConfig, raw, prefix="", error=SlimkitError)
+    if storage is not None:
+        open_storage(storage)  # a bad URL is found before anything trains
     run = run_optimize(config, out, storage=storage, restart=restart, progress=progress,
                        cache_dir=cache_dir, callbacks=callbacks)
     write_report(run)
@@ -211,23 +217,28 @@ def export(
     format: Literal["onnx", "torchscript"] = "onnx",
     force: bool = False,
     cache_dir: str | Path | None = None,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Export a run's candidate (default: the selected one) to ``to``, checked against torch on
-    the task's real test inputs. Returns the parity record."""
+    the task's real test inputs. Returns the parity record. ``trust_code`` lets the run's own
+    code run (its ``file.py:fn`` model, data or metric, a pickled model)."""
     run = run if isinstance(run, Run) else load_run(run)
-    return export_candidate(run, to, candidate=candidate, format=format, force=force,
-                            cache_dir=cache_dir)
+    with trusting(trust_code):
+        return export_candidate(run, to, candidate=candidate, format=format, force=force,
+                                cache_dir=cache_dir)
 
 
 def profile(
     path: str | Path, settings: ProfileSettings | None = None,
-    shape: tuple[int, ...] | None = None,
+    shape: tuple[int, ...] | None = None, trust_code: bool = False,
 ) -> dict[str, Any]:
-    """Profile an ONNX file (onnxruntime) or a slimkit model file (.pt, torch eager)."""
+    """Profile an ONNX file (onnxruntime) or a slimkit model file (``model.safetensors``, or
+    ``model.pt`` of earlier versions; torch eager). ``trust_code``: see ``export``."""
     path = Path(path)
     settings = settings or ProfileSettings()
-    if path.suffix == ".pt":
-        model, spec = load_model(path)
+    if path.suffix in (".safetensors", ".pt"):
+        with trusting(trust_code):
+            model, spec = load_model(path)
         input_shape = tuple(spec["input_shape"])
         dtype = spec.get("input_dtype", "float32")
         return {"backend": "torch", "input_shape": list(input_shape),
@@ -257,8 +268,8 @@ def explain(run: str | Path | Run, candidate: str, *, batch: int = 256, runs: in
         raise StoreError(f"candidate {candidate} has no ONNX model to explain (status "
                          f"{cand.status})")
     shape = tuple(run.task_spec["input_shape"])
-    ours = op_times(run.path / cand.artifacts["onnx"], shape, batch, runs, threads)
-    theirs = op_times(run.path / reference.artifacts["onnx"], shape, batch, runs, threads)
+    ours = op_times(run.artifact(cand, "onnx"), shape, batch, runs, threads)
+    theirs = op_times(run.artifact(reference, "onnx"), shape, batch, runs, threads)
     return {"candidate": cand.id, "reference": reference.id, "technique": cand.technique,
             "params": {k: cand.params.get(k) for k in ("mode", "excluded", "per_channel")
                        if k in cand.params},

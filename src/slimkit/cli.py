@@ -61,6 +61,9 @@ TaskOption = Annotated[Optional[str],  # noqa: UP045
 ModelOption = Annotated[Optional[str],  # noqa: UP045
                         typer.Option(help="a model from `slimkit models`, or yours: "
                                           "path/to/file.py:function [default: the task's]")]
+TrustCode = Annotated[bool, typer.Option(
+    help="let the run's own code run: the file.py:function model, data or metric it names, "
+         "or a model stored as a pickle (only for runs you trust)")]
 CacheDir = Annotated[Optional[Path],  # noqa: UP045
                      typer.Option(help="where task data is cached [default: ~/.cache/slimkit]")]
 
@@ -282,14 +285,17 @@ def _parse_ints(text: str, option: str) -> tuple[int, ...]:
 
 @app.command()
 def profile(
-    model: Annotated[Path, typer.Argument(help="an ONNX file or a slimkit model.pt")],
+    model: Annotated[Path, typer.Argument(
+        help="an ONNX file or a slimkit model file (model.safetensors)")],
     batch: Annotated[str, typer.Option(help="latency batch,throughput batch")] = "1,256",
     threads: Threads = 1,
     shape: Annotated[Optional[str],  # noqa: UP045
                      typer.Option(help="per-sample input shape, e.g. 1,40")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    trust_code: TrustCode = False,
 ) -> None:
-    """Measure latency, throughput, size and memory of any ONNX file (or slimkit model.pt)."""
+    """Measure latency, throughput, size and memory of any ONNX file (or slimkit model file,
+    in torch eager)."""
     from slimkit import api
     from slimkit.report import table as tables
 
@@ -298,7 +304,7 @@ def profile(
         raise SlimkitError(f"--batch {batch!r}: give one or two sizes (latency,throughput)")
     settings = ProfileSettings(threads=threads, batch=batches[0], throughput_batch=batches[-1])
     dims = _parse_ints(shape, "--shape") if shape else None
-    result = api.profile(model, settings, dims)
+    result = api.profile(model, settings, dims, trust_code=trust_code)
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -315,12 +321,13 @@ def export(
                          typer.Option(help="candidate id [default: selected]")] = None,
     force: Annotated[bool, typer.Option(help="replace an existing file")] = False,
     cache_dir: CacheDir = None,
+    trust_code: TrustCode = False,
 ) -> None:
     """Export a candidate to ONNX or TorchScript, checked against the torch model."""
     from slimkit import api
 
     parity = api.export(run, to, candidate=candidate, format=format,  # type: ignore[arg-type]
-                        force=force, cache_dir=cache_dir)
+                        force=force, cache_dir=cache_dir, trust_code=trust_code)
     if parity.get("check") == "class_agreement":
         console.print(f"wrote {to} ({format}); predicted classes agree with the float model on "
                       f"{100 * parity['agreement']:.1f}% of {parity['samples']} test inputs")
@@ -386,14 +393,19 @@ def worker(
     artifacts: Annotated[Optional[Path],  # noqa: UP045
                          typer.Option(help="shared folder for trial models")] = None,
     cache_dir: CacheDir = None,
+    trust_code: Annotated[bool, typer.Option(
+        help="let the code the study names run (its file.py:function model, data or metric)")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Join a distributed search (a tune step or `slimkit optimize`) and run trials until its
     budget or deadline is spent."""
     from slimkit import api
+    from slimkit.core.usercode import trusting
 
-    result = api.work(run, storage, study=study, wait_s=wait, follow_s=follow, cache_dir=cache_dir,
-                  artifacts=artifacts, progress=not quiet)
+    with trusting(trust_code):
+        result = api.work(run, storage, study=study, wait_s=wait, follow_s=follow,
+                          cache_dir=cache_dir, artifacts=artifacts, progress=not quiet)
     console.print(f"study {result['study']}: this worker ran {result['ran']} trial(s); "
                   f"{result['counted']}/{result['budget']} complete or pruned")
 
@@ -439,11 +451,21 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind (loopback by default)")
                     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    max_batch: Annotated[int, typer.Option(min=1, help="largest batch a request may send")
-                         ] = 256,
+    max_batch: Annotated[int, typer.Option(min=1, help=(
+        "largest batch a request may send; it also sets the body-size cap (a larger body is "
+        "a 413 before it is read)"))] = 256,
     threads: Threads = 1,
+    max_connections: Annotated[int, typer.Option(min=2, help=(
+        "open connections, or requests in flight, at which a request is answered 503"))] = 100,
+    timeout: Annotated[float, typer.Option(min=0.1, help=(
+        "seconds a client has to send a request's headers, and again its body; then a 408 "
+        "and the connection is closed"))] = 10.0,
 ) -> None:
-    """Serve a model over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz, /docs."""
+    """Serve a model over HTTP: POST /v1/predict, GET /v1/metadata, GET /healthz, /docs.
+
+    Limits: a body over the cap derived from --max-batch and the input shape is a 413, a
+    request not received within --timeout a 408, a saturated server (--max-connections) a 503.
+    """
     from slimkit import api
 
     def ready(served: Any) -> None:
@@ -452,7 +474,8 @@ def serve(
                       f"/docs; Ctrl-C to stop)")
 
     api.serve(target, candidate=candidate, host=host, port=port, max_batch=max_batch,
-               threads=threads, on_ready=ready)
+               threads=threads, max_connections=max_connections, timeout=timeout,
+               on_ready=ready)
 
 
 @app.command()
@@ -504,12 +527,48 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_DEBUG = [False]
+
+
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="print the traceback of an unexpected error")] = False,
 ) -> None:
     """Make PyTorch models faster, smaller and more accurate, and prove it with measurements."""
+    _DEBUG[0] = debug
+
+
+def _unexpected(err: BaseException) -> int:
+    """An error that is not the user's input: one line, the traceback in the run folder's
+    error.log (or a temporary file), or on stderr with --debug; exit 1."""
+    import tempfile
+    import traceback
+    from datetime import datetime, timezone
+
+    from slimkit.core.lock import last_written
+
+    trace = "".join(traceback.format_exception(err))
+    first = " ".join(str(err).split())[:300] or "no message"
+    if _DEBUG[0]:
+        print(trace, file=sys.stderr, end="")
+        print(f"error: unexpected {type(err).__name__}: {first}", file=sys.stderr)
+        return 1
+    folder = last_written() or Path(tempfile.gettempdir())
+    log = folder / ("error.log" if folder != Path(tempfile.gettempdir()) else
+                    "slimkit-error.log")
+    try:
+        with log.open("a") as handle:
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            handle.write(f"--- {stamp} slimkit {' '.join(sys.argv[1:])}\n{trace}")
+        where = f"the traceback is in {log}"
+    except OSError:
+        where = "rerun with --debug for the traceback"
+    print(f"error: unexpected {type(err).__name__}: {first} ({where}; please report it)",
+          file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
+    except typer.Exit as err:
+        return err.exit_code
+    except Exception as err:  # not the user's input: a bug, or a failure we did not foresee
+        return _unexpected(err)
     return result if isinstance(result, int) else 0
 
 

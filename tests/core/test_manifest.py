@@ -37,7 +37,7 @@ def test_run_json_follows_the_contract(tiny_run: Run) -> None:
     for key in ("params", "nonzero_params", "macs", "size_bytes", "peak_rss_mb"):
         assert profile[key] > 0
     assert profile["size_bytes"] == (tiny_run.path / c0["artifacts"]["onnx"]).stat().st_size
-    assert c0["artifacts"] == {"torch": "candidates/c0/model.pt",
+    assert c0["artifacts"] == {"torch": "candidates/c0/model.safetensors",
                                "onnx": "candidates/c0/model.onnx"}
 
 
@@ -55,7 +55,7 @@ def test_saved_model_rebuilds_with_the_same_outputs(tiny_run: Run) -> None:
     from slimkit.measure.onnx import run_onnx
     from slimkit.tasks import load_task
 
-    model, spec = load_model(tiny_run.path / "candidates/c0/model.pt")
+    model, spec = load_model(tiny_run.path / "candidates/c0/model.safetensors")
     assert spec["family"] == "cnn1d" and spec["args"]["width"] == 8
     x = load_task("mnist1d").test.x[:64]
     np.testing.assert_allclose(predict(model, x), run_onnx(
@@ -83,7 +83,12 @@ def test_a_finished_run_is_never_overwritten(tiny_run: Run) -> None:
     ("{not json", "corrupt run manifest"),
     ('{"schema": 99}', "unsupported run.json schema 99"),
     ("[1, 2]", "not a JSON object"),
-    ('{"schema": 1}', r"corrupt run manifest \(missing 'run'\)"),
+    ('{"schema": 1}', "corrupt run manifest: run: field required"),
+    ('{"schema": 1, "run": "r", "task": "t", "seed": 0, "candidates": "abc"}',
+     "corrupt run manifest: candidates: input should be a valid list"),
+    ('{"schema": 1, "run": "r", "task": "t", "seed": 0, "candidates": '
+     '[{"id": "c0", "technique": "train", "profile": null}]}',
+     r"candidates\[0\].profile: input should be a valid dictionary"),
 ])
 def test_corrupt_manifests_are_clear_errors(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "run.json").write_text(content)

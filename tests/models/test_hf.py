@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 import slimkit
 from slimkit.measure.onnx import run_onnx
@@ -61,8 +62,9 @@ def test_a_folder_is_fine_tuned_pruned_and_quantized(bert_run: slimkit.Run) -> N
 
 def test_a_pruned_folder_model_is_stored_as_tensors(bert_run: slimkit.Run) -> None:
     path = bert_run.path / bert_run.candidate("c1").artifacts["torch"]
-    payload = torch.load(path, weights_only=True)
-    assert "state_dict" in payload and "module_bytes" not in payload
+    with safe_open(str(path), framework="pt") as handle:
+        assert json.loads(handle.metadata()["structure"]) is not None
+    assert not path.with_suffix(".pkl").exists()
     model, spec = load_model(path)
     assert spec["args"]["heads"] == 2 and model.args["heads"] == 2
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -14,6 +18,9 @@ import yaml
 import slimkit
 from slimkit.core.errors import RecipeError, StoreError, TechniqueError
 from slimkit.core.studies import counted, open_storage
+from slimkit.techniques.budgeted import run_trials, start_trial
+from slimkit.techniques.space import suggest
+from slimkit.techniques.tune import TuneConfig, make_pruner, resume_study, tune_sampler
 
 from ..conftest import FAST_PROFILE
 
@@ -161,5 +168,117 @@ def test_sigkill_mid_trial_then_resume_keeps_the_budget(tmp_path) -> None:
     assert len(failed) == 1  # the interrupted trial
     retried = [t for t in study.trials if t.user_attrs.get("retry_of") == failed[0].number]
     assert len(retried) == 1 and retried[0].params == failed[0].params
+    # the resumed sampler went on from its last draw: 5 distinct learning rates, the very ones
+    # of an uninterrupted run (a random sampler's draws do not depend on the values)
+    config = TuneConfig.model_validate(recipe["steps"][0]["params"])
+    uninterrupted = optuna.create_study(sampler=tune_sampler(config, 0))
+    for _ in range(5):
+        trial = uninterrupted.ask()
+        uninterrupted.tell(trial, suggest(trial, config.space)["train.lr"])
+    lrs = [t.params["train.lr"] for t in study.get_trials(states=COUNTED)]
+    assert len(set(lrs)) == 5 and lrs == [t.params["train.lr"] for t in uninterrupted.trials]
     data = json.loads((out / "run.json").read_text())
     assert data["status"] == "complete" and data["candidates"][1]["technique"] == "tune"
+
+
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class _Kill(BaseException):
+    """Escapes ``study.optimize`` like a kill -9: the trial stays RUNNING, nothing is told."""
+
+
+def _dead_worker() -> str:
+    """The ``host:pid`` of a process that has exited (the owner a killed trial names)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return f"{socket.gethostname()}:{proc.pid}"
+
+
+class _Objective:
+    """A tune objective without the training: scores from the values, reported per epoch."""
+
+    def __init__(self, config: TuneConfig, kill_at: int | None = None) -> None:
+        self.config, self.kill_at, self.dead = config, kill_at, _dead_worker()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        start_trial(trial, self.config.trial_budget)
+        values = suggest(trial, self.config.space)
+        lr = float(values.get("train.lr", 0.01))
+        score = -abs(math.log10(lr) + 2) - abs(values["model.width"] - 30) / 50
+        for epoch in range(self.config.train.epochs):
+            trial.report(score * (epoch + 1) / self.config.train.epochs, epoch)
+            if trial.number == self.kill_at:
+                trial.set_user_attr("worker", self.dead)
+                raise _Kill
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return score
+
+
+def _session(url: str, config: TuneConfig, kill_at: int | None = None) -> optuna.Study:
+    """One process's part of a tune step: open the study as ``open_study`` does, resume it as
+    ``Tune.apply`` does, run trials (until the budget, or a kill at trial ``kill_at``)."""
+    study = optuna.create_study(storage=open_storage(url), study_name="tune",
+                                load_if_exists=True, sampler=tune_sampler(config, 0),
+                                pruner=make_pruner(config), direction="maximize")
+    resume_study(study, config, 0)
+    with contextlib.suppress(_Kill):
+        run_trials(study, _Objective(config, kill_at), config)
+    return study
+
+
+def _points(study: optuna.Study) -> list[tuple[Any, ...]]:
+    """The parameters of the trials that count against the budget, in order."""
+    return [tuple(sorted(t.params.items())) for t in study.get_trials(states=COUNTED)]
+
+
+@pytest.mark.parametrize(("sampler", "pruner"), [
+    ("random", "none"), ("tpe", "median"), ("tpe", "hyperband"), ("nsga2", "none"),
+    ("cmaes", "none"), ("grid", "none")])
+def test_a_resumed_study_draws_new_points_as_an_uninterrupted_one(
+        tmp_path: Path, sampler: str, pruner: str) -> None:
+    space = ({"train.batch_size": {"choices": [16, 32, 64]},
+              "model.width": {"low": 8, "high": 24, "step": 8}} if sampler == "grid" else
+             {"train.lr": {"low": 1e-4, "high": 1e-1, "log": True},
+              "model.width": {"low": 8, "high": 64}})
+    config = TuneConfig(sampler=sampler, pruner=pruner, trials=14, space=space,
+                        train={"epochs": 4})
+    budget = config.trial_budget  # 9 grid points, else 14 (past TPE's 10 random startups)
+    uninterrupted = _points(_session(f"sqlite:///{tmp_path / 'a.db'}", config))
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    killed = _session(url, config, kill_at=5)
+    assert [t.state for t in killed.trials][-1] == optuna.trial.TrialState.RUNNING
+    resumed = _session(url, config)  # a fresh process: new study, sampler and pruner objects
+    points = _points(resumed)
+    assert counted(resumed) == budget
+    assert len(set(points)) == len(points) == budget  # no measured point drawn again
+    (failed,) = resumed.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert failed.number == 5  # the killed trial: failed, not counted, and run again
+    (retry,) = [t for t in resumed.trials if t.user_attrs.get("retry_of") == 5]
+    assert retry.params == failed.params and retry.state in COUNTED
+    if sampler == "grid":  # every point once (in another order: grid ids follow numbers)
+        assert set(points) == set(uninterrupted)
+    elif sampler == "cmaes" or pruner == "hyperband":
+        # the retry has a later number: outside the killed point's CMA-ES generation, in
+        # another Hyperband bracket (brackets follow numbers), so only the draws up to it match
+        assert points[:6] == uninterrupted[:6]
+    else:  # the sampler went on from its last draw: the very points of an uninterrupted run
+        assert points == uninterrupted
+
+
+def test_a_resumed_study_of_another_sampler_history_still_draws_new_points(tmp_path) -> None:
+    """Trials the replay cannot reproduce (here drawn by another seed, as by a worker) leave
+    the sampler on a seed of its own: its draws are new all the same."""
+    config = TuneConfig(sampler="random", trials=8, pruner="none", train={"epochs": 1},
+                        space={"train.lr": {"low": 1e-4, "high": 1e-1, "log": True},
+                               "model.width": {"low": 8, "high": 64}})
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    other = optuna.create_study(storage=open_storage(url), study_name="tune",
+                                sampler=tune_sampler(config, 7), direction="maximize")
+    run_trials(other, _Objective(config), config.model_copy(update={"trials": 4}))
+    resumed = _session(url, config)
+    points = _points(resumed)
+    assert len(set(points)) == len(points) == 8
+    fresh = _points(_session(f"sqlite:///{tmp_path / 'f.db'}", config))
+    assert not set(points[4:]) & set(fresh)  # not seed 0's first draws either

@@ -5,12 +5,63 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from slimkit.core.atomic import write_json
 from slimkit.core.errors import StoreError
+from slimkit.core.lock import LOCK_FILES
 from slimkit.core.runs import SCHEMA, Run
+from slimkit.core.validation import describe
 
 MANIFEST = "run.json"
+
+
+class CandidateRecord(BaseModel):
+    """A candidate as run.json holds it (checked on read; see DESIGN.md for the contract)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    parent: str | None = None
+    technique: str
+    params: dict[str, Any] = {}
+    status: str = "ok"
+    metrics: dict[str, dict[str, float | None]] = {}
+    profile: dict[str, Any] = {}
+    artifacts: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    model: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    export: dict[str, Any] = {}
+    flags: list[str] = []
+    step: str | None = None
+    feasible: bool = True
+    violations: list[str] = []
+    timing: dict[str, float] = {}
+    error: str | None = None
+
+
+class RunRecord(BaseModel):
+    """run.json's top level (checked on read)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_: int = Field(alias="schema")
+    run: str
+    task: str
+    seed: int
+    status: str = "complete"
+    env: dict[str, Any] = {}
+    baseline: str | None = None
+    candidates: list[CandidateRecord] = []
+    pareto: list[str] = []
+    selected: str | None = None
+    constraints: dict[str, Any] = {}
+    task_spec: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    running: dict[str, Any] | None = None
 
 
 def existing_run(out: str | Path) -> Run | None:
@@ -19,7 +70,7 @@ def existing_run(out: str | Path) -> Run | None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StoreError(f"--out {out} is a file; give a new or empty folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name not in LOCK_FILES for p in out.iterdir()):
         return None
     if not (out / MANIFEST).exists():
         raise StoreError(f"--out {out} holds other files and no run.json; "
@@ -53,9 +104,20 @@ def read_manifest(path: str | Path) -> Run:
         raise StoreError(f"{manifest}: unsupported run.json schema {data.get('schema')!r} "
                          f"(this slimkit reads schema {SCHEMA})")
     try:
-        return Run.from_dict(data, path=manifest.parent)
-    except (KeyError, TypeError) as err:
-        raise StoreError(f"{manifest}: corrupt run manifest (missing {err})") from None
+        record = RunRecord.model_validate(data)
+    except ValidationError as err:
+        raise StoreError(f"{manifest}: corrupt run manifest: {describe(err, RunRecord)}"
+                         ) from None
+    ids = {c.id for c in record.candidates}
+    named = {"baseline": [record.baseline], "selected": [record.selected],
+             "pareto": record.pareto}
+    for field, values in named.items():
+        unknown = [v for v in values if v is not None and v not in ids]
+        if unknown:
+            raise StoreError(f"{manifest}: corrupt run manifest: {field} names candidate "
+                             f"{unknown[0]!r}, which it does not hold (candidates: "
+                             f"{', '.join(sorted(ids)) or 'none'})")
+    return Run.from_dict(record.model_dump(by_alias=True), path=manifest.parent)
 
 
 def write_manifest(run: Run) -> None:

@@ -27,6 +27,7 @@ class Candidate:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # sha256 of each artifact file
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)  # "export" in run.json
@@ -118,6 +119,22 @@ class Run:
     def selected(self) -> Candidate | None:
         """The best candidate meeting every constraint, or None if none does."""
         return self._find(self.selected_id)
+
+    def artifact(self, candidate: Candidate, kind: str) -> Path:
+        """The file of ``candidate``'s artifact ``kind`` (``onnx``, ``torch``); a path that
+        leaves the run folder (absolute, ``..``, a symlink out) is refused: a run folder is data
+        someone may have sent, and it must not point the reader at other files."""
+        if self.path is None:
+            raise StoreError(f"run {self.run!r} is not in a folder")
+        rel = candidate.artifacts.get(kind)
+        if rel is None:
+            raise StoreError(f"candidate {candidate.id} has no {kind} artifact")
+        root = self.path.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root):
+            raise StoreError(f"candidate {candidate.id}: artifact {kind} {rel!r} is outside "
+                             f"the run folder; refusing to read it")
+        return path
 
     def _find(self, cid: str | None) -> Candidate | None:
         return next((c for c in self.candidates if c.id == cid), None)

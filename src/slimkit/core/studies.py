@@ -12,6 +12,8 @@ from typing import Any, NoReturn
 
 import optuna
 from optuna.artifacts import download_artifact, upload_artifact
+from optuna.search_space import IntersectionSearchSpace
+from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace  # TPE's group cache
 
 from slimkit.core.errors import StoreError
 
@@ -131,6 +133,86 @@ def make_sampler(kind: str, seed: int, *, grid: dict[str, list[Any]] | None = No
     with warnings.catch_warnings():  # multivariate/group TPE are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, **options)
+
+
+def resume_sampler(kind: str, seed: int, study: optuna.Study, *,
+                   grid: dict[str, list[Any]] | None = None, startup_trials: int | None = None,
+                   multivariate: bool = False) -> optuna.samplers.BaseSampler:
+    """``make_sampler(kind, seed, ...)`` moved past the draws of the trials already in
+    ``study``, so that a resumed study continues its search instead of drawing its first points
+    again.
+
+    The sampler is stepped through an in-memory copy of the study's history (same name, pruner,
+    trial order, values and queued parameters): when every replayed draw equals the stored one,
+    it goes on exactly as the uninterrupted study would have. Otherwise (trials interleaved by
+    workers with their own samplers, a sampler that cannot be replayed) it is a fresh one
+    seeded from ``seed`` and the number of trials, whose draws are new."""
+    history = [t for t in study.get_trials(deepcopy=False)
+               if t.state != optuna.trial.TrialState.WAITING]
+
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        return make_sampler(kind, seed, grid=grid, startup_trials=startup_trials,
+                            multivariate=multivariate)
+
+    if not history:
+        return make(seed)
+    sampler = make(seed)
+    if replay(sampler, study, history):
+        return sampler
+    return make(continued_seed(seed, len(history)))
+
+
+def continued_seed(seed: int, trials: int) -> int:
+    """A seed for a study's sampler after ``trials`` trials: a stream other than ``seed``'s."""
+    return (seed * 1_000_003 + trials * 7_919 + 1) % 2**32
+
+
+def replay(sampler: optuna.samplers.BaseSampler, study: optuna.Study,
+           history: list[optuna.trial.FrozenTrial]) -> bool:
+    """Step ``sampler`` through ``history`` (``study``'s started trials, in order) in an
+    in-memory study, as ``study.optimize`` ran them, then hand it over to ``study``; whether
+    every draw matched the stored parameters (False: the sampler is not the original's)."""
+    single = len(study.directions) == 1
+    try:
+        scratch = optuna.create_study(sampler=sampler, pruner=study.pruner,  # brackets: the name
+                                      study_name=study.study_name, directions=study.directions)
+        for trial in history:
+            fixed = dict(trial.system_attrs.get("fixed_params", {}))
+            if "failed_trial" in trial.system_attrs:  # a heartbeat retry starts with its params
+                fixed.update(trial.params)
+            if fixed:
+                scratch.enqueue_trial(fixed)
+            asked = scratch.ask(dict(trial.distributions))  # in the order the trial drew them
+            if asked.params != trial.params:
+                return False
+            if single:
+                for step, value in sorted(trial.intermediate_values.items()):
+                    asked.report(value, step)
+                    asked.should_prune()  # as the objective did (Hyperband sets up brackets)
+            for key, value in trial.constraints.items():  # TPE and NSGA-II steer by them
+                asked.set_constraint(key, value)
+            if trial.state == optuna.trial.TrialState.COMPLETE:
+                scratch.tell(asked, trial.values)
+            elif trial.state == optuna.trial.TrialState.PRUNED and single:
+                scratch.tell(asked, state=optuna.trial.TrialState.PRUNED)
+            else:  # failed, or still running in a live worker
+                scratch.tell(asked, state=optuna.trial.TrialState.FAIL)
+        _unbind(sampler)
+        sampler.infer_relative_search_space(study, history[-1])  # raises if still tied
+    except Exception:  # a sampler that cannot replay this history: a fresh stream instead
+        return False
+    return True
+
+
+def _unbind(sampler: optuna.samplers.BaseSampler) -> None:
+    """Give ``sampler`` (and the samplers it holds) new search-space caches: Optuna ties them to
+    the first study they see, here the replay's, and the real study recomputes them from the
+    same trials."""
+    for name, value in list(vars(sampler).items()):
+        if isinstance(value, IntersectionSearchSpace | _GroupDecomposedSearchSpace):
+            setattr(sampler, name, type(value)(include_pruned=value._include_pruned))
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _unbind(value)
 
 
 def artifact_store(folder: Path) -> optuna.artifacts.FileSystemArtifactStore:

@@ -2,6 +2,11 @@
 
 Every failure in the user's code becomes one clear line that names the file (or module), the
 function and what was expected; a traceback line from the user's file says where it broke.
+
+A reference runs code only when it is trusted: the user named it in this process (on the command
+line, in a recipe, in a Python call: ``trust``), or the user opted in for references read from
+files (``trusting(True)``, the ``--trust-code`` flag). A run folder, a study's storage or a model
+file naming ``evil.py:fn`` is data someone sent; opening it never imports that file.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,8 +104,44 @@ def register_callable(fn: Callable[..., Any], kind: str, key: str) -> str:
     return name
 
 
+TRUST_HINT = "pass --trust-code (Python: trust_code=True) if you trust it"
+_TRUSTED: set[str] = set()
+_TRUST_ALL = [False]
+
+
+def trust(*refs: str | None) -> None:
+    """Mark references the user gave in this process as safe to import and call."""
+    _TRUSTED.update(r for r in refs if isinstance(r, str) and is_reference(r))
+
+
+@contextmanager
+def trusting(enabled: bool = True) -> Iterator[None]:
+    """Within the block, references read from files (run.json, a model file, a study) may run
+    code too: the user's opt-in (``--trust-code``)."""
+    before = _TRUST_ALL[0]
+    _TRUST_ALL[0] = before or enabled
+    try:
+        yield
+    finally:
+        _TRUST_ALL[0] = before
+
+
+def code_trusted(ref: str | None = None) -> bool:
+    """Whether ``ref`` (or, without one, any reference read from a file) may run code."""
+    return _TRUST_ALL[0] or (ref is not None and ref in _TRUSTED)
+
+
+def check_trusted(ref: str, error: type[SlimkitError], what: str) -> None:
+    """Refuse to import ``ref`` unless it is trusted (see the module docstring)."""
+    if not code_trusted(ref) and not ref.startswith(OBJECT_PREFIX):
+        raise error(f"{what} {ref!r} was read from a run, model file or study, not given in "
+                    f"this command, and loading it runs the code it names; {TRUST_HINT}")
+
+
 def load_function(ref: str, error: type[SlimkitError], what: str) -> Callable[..., Any]:
-    """The function ``ref`` names; ``what`` says what it is for (in messages)."""
+    """The function ``ref`` names; ``what`` says what it is for (in messages). Only a trusted
+    reference is imported."""
+    check_trusted(ref, error, what)
     if ref.startswith(OBJECT_PREFIX):
         if ref not in _OBJECTS:
             raise error(f"{what} {ref!r}: a Python object of another process; run it from "
@@ -116,7 +158,7 @@ def load_function(ref: str, error: type[SlimkitError], what: str) -> Callable[..
             module = importlib.import_module(target)
         except ImportError as err:
             raise error(f"{what} {ref!r}: cannot import module {target!r} ({err})") from None
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise error(f"{what} {ref!r}: import failed: {describe_failure(err)}") from None
     obj = getattr(module, fn, None)
     if obj is None:
@@ -138,7 +180,7 @@ def call(fn: Callable[..., Any], ref: str, error: type[SlimkitError], *args: Any
         return fn(*args, **kwargs)
     except SlimkitError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         target = ref.rpartition(":")[0]
         path = Path(target) if target.endswith(".py") else None
         raise error(f"{ref} raised {describe_failure(err, path)}") from None

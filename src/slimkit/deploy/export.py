@@ -36,14 +36,16 @@ def export_candidate(run: Run, to: str | Path, *, candidate: str | None = None,
     to = Path(to)
     if to.exists() and not force:
         raise StoreError(f"{to} already exists; pass --force to replace it")
+    if not to.parent.is_dir():
+        raise StoreError(f"--to {to}: folder {to.parent} does not exist; create it first")
     if "torch" not in chosen.artifacts:  # a quantized/fp16 candidate: its ONNX file is the model
         if format != "onnx":
             raise StoreError(f"candidate {cid} ({chosen.technique}) exists only as ONNX; "
                              f"export it with --format onnx")
-        source = run.path / chosen.artifacts["onnx"]
+        source = run.artifact(chosen, "onnx")
         write_with(to, lambda tmp: shutil.copyfile(source, tmp))
         return {**chosen.parity, "samples": chosen.parity.get("samples", 0)}
-    model, spec = load_model(run.path / chosen.artifacts["torch"])
+    model, spec = load_model(run.artifact(chosen, "torch"))
     task = load_task(run.task_spec.get("source") or run.task, seed=run.seed, cache_dir=cache_dir)
     inputs = task.test.x[:PARITY_SAMPLES]
     shape = tuple(spec["input_shape"])

@@ -4,12 +4,13 @@ from slimkit.models import cnn, minilm, mlp, mobile  # noqa: F401  (registers th
 from slimkit.models.base import MODELS, ModelConfig, ModelFamily, register_model
 from slimkit.models.build import build_model, model_args, model_config
 from slimkit.models.hf import is_hf
-from slimkit.models.io import load_model, save_model
+from slimkit.models.io import MODEL_FILE, load_model, save_model
 from slimkit.models.outputs import output_name
 from slimkit.models.user import find_family
 
 __all__ = [
     "MODELS",
+    "MODEL_FILE",
     "ModelConfig",
     "ModelFamily",
     "build_model",

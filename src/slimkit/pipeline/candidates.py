@@ -16,7 +16,7 @@ from slimkit.measure.onnx import check_reduced, export_onnx, onnx_runner
 from slimkit.measure.parity import PARITY_SAMPLES
 from slimkit.measure.profile import model_stats, profile_onnx, profile_torch
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import save_model
+from slimkit.models import MODEL_FILE, save_model
 from slimkit.tasks import Task
 
 
@@ -88,7 +88,7 @@ def materialize(
     classes with ``model``'s on real test inputs, and no torch file is written.
     """
     folder = Path("candidates") / cid
-    torch_rel, onnx_rel = folder / "model.pt", folder / "model.onnx"
+    torch_rel, onnx_rel = folder / MODEL_FILE, folder / "model.onnx"
     inputs = task.test.x[:PARITY_SAMPLES]
     if onnx_source is None:
         save_model(run_dir / torch_rel, model, model_spec)

@@ -6,7 +6,9 @@ its last finished step; artifacts of an unfinished step are never referenced by 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 
 import torch
 
-from slimkit.core.errors import RecipeError, SlimkitError
+from slimkit.core.errors import RecipeError, SlimkitError, StoreError
+from slimkit.core.lock import writing
 from slimkit.core.manifest import MANIFEST, existing_run, write_manifest
 from slimkit.core.runs import Candidate, Run
 from slimkit.core.studies import worker_id
@@ -43,8 +46,8 @@ def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, se
     existing = existing_run(folder)
     if existing is not None:
         if existing.config.get("recipe_digest") == digest:
-            existing.candidates = [c for c in existing.candidates if c.status == "ok" and all(
-                (folder / rel).is_file() for rel in c.artifacts.values())]
+            existing.candidates = [c for c in existing.candidates
+                                   if c.status == "ok" and _intact(existing, c)]
             return existing
         if not restart:
             raise RecipeError(f"{folder} holds a run of another recipe or seed (recipe "
@@ -58,6 +61,30 @@ def open_run(folder: Path, digest: str, config: dict[str, Any], *, task: str, se
                config={**config, "recipe_digest": digest})
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _intact(run: Run, candidate: Candidate) -> bool:
+    """Whether every artifact of a finished candidate is there, inside the run folder, with
+    the digest recorded when it was stored (a candidate that fails is computed again)."""
+    for kind in candidate.artifacts:
+        try:
+            path = run.artifact(candidate, kind)
+        except StoreError:
+            return False
+        expected = candidate.digests.get(kind)
+        if not path.is_file() or (expected is not None and _sha256(path) != expected):
+            print(f"note: {candidate.id}'s {kind} file is missing or changed; computing "
+                  f"{candidate.id} again", file=sys.stderr)
+            return False
+    return True
+
+
 def mark_running(run: Run, cid: str, step: str) -> None:
     """Record in run.json that candidate ``cid`` (step ``step``) is being computed now."""
     run.running = {"candidate": cid, "step": step, "worker": worker_id(),
@@ -68,6 +95,10 @@ def mark_running(run: Run, cid: str, step: str) -> None:
 def store_candidate(run: Run, candidate: Candidate) -> None:
     """Put ``candidate`` in the run, refresh selection and Pareto front, write run.json."""
     run.running = None
+    if run.path is not None:
+        candidate.digests = {kind: candidate.digests.get(kind) or _sha256(
+            run.artifact(candidate, kind)) for kind in candidate.artifacts
+            if (run.path / candidate.artifacts[kind]).is_file()}
     others = [c for c in run.candidates if c.id != candidate.id]
     run.candidates = sorted([*others, candidate], key=lambda c: int(c.id[1:]))
     metric, direction = run.task_spec["metric"], run.task_spec["direction"]
@@ -166,7 +197,14 @@ def run_step(index: int, recipe: Recipe, run: Run, task: Task, settings: Profile
 def execute(recipe: Recipe, out: str | Path, *, restart: bool, progress: bool,
             cache_dir: str | Path | None, storage: str | None) -> Run:
     """Run (or resume) the validated ``recipe`` into ``out``: the baseline, then each step not
-    finished there yet (see ``slimkit.run_recipe``)."""
+    finished there yet (see ``slimkit.run_recipe``), holding ``out``'s writer lock."""
+    with writing(out):
+        return _execute(recipe, out, restart=restart, progress=progress, cache_dir=cache_dir,
+                        storage=storage)
+
+
+def _execute(recipe: Recipe, out: str | Path, *, restart: bool, progress: bool,
+             cache_dir: str | Path | None, storage: str | None) -> Run:
     settings = ProfileSettings(**{"threads": recipe.threads, **recipe.profile})
     task = load_task(recipe.task_source(), seed=recipe.seed, cache_dir=cache_dir)
     baseline_model(recipe, task)  # a model that does not fit the task fails before any write

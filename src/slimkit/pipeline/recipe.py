@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from slimkit.core.errors import RecipeError, SlimkitError
 from slimkit.core.overrides import parse_set
-from slimkit.core.usercode import absolute, is_reference
+from slimkit.core.usercode import absolute, is_reference, trust
 from slimkit.core.validation import describe, validate
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models import is_hf, model_config
@@ -108,6 +108,8 @@ class Recipe(_Strict):
 
 def _read(source: str | Path) -> dict[str, Any]:
     path = Path(source)
+    if path.is_dir():
+        raise RecipeError(f"{path}: is a folder; give a recipe YAML file")
     if not path.is_file():
         raise RecipeError(f"{path}: no such recipe file")
     try:
@@ -221,7 +223,8 @@ def load_recipe(source: str | Path | dict[str, Any] | Recipe,
 
 def _absolute_refs(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """``file.py:fn`` references (data, metric, model) made absolute, relative to ``base``
-    (the recipe's folder), so a run or a worker finds them from anywhere."""
+    (the recipe's folder), so a run or a worker finds them from anywhere. The user gave them,
+    so this process may run them (``trust``)."""
     data = copy.deepcopy(data)
     for key in ("data", "metric", "model"):
         if isinstance(data.get(key), str) and is_reference(data[key]):
@@ -230,6 +233,8 @@ def _absolute_refs(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(baseline, dict) and isinstance(baseline.get("model"), str) and is_reference(
             baseline["model"]):
         baseline["model"] = absolute(baseline["model"], base)
+    trust(*(data.get(key) for key in ("data", "metric", "model")),
+          baseline.get("model") if isinstance(baseline, dict) else None)
     return data
 
 

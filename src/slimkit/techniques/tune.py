@@ -27,11 +27,12 @@ from slimkit.core.studies import (
     make_sampler,
     open_storage,
     recover_interrupted,
+    resume_sampler,
     upload,
 )
 from slimkit.measure.profile import onnx_latency
 from slimkit.measure.timing import ProfileSettings
-from slimkit.models import build_model, find_family, save_model
+from slimkit.models import MODEL_FILE, build_model, find_family, save_model
 from slimkit.tasks import Task
 from slimkit.techniques.base import Context, Technique, register_technique
 from slimkit.techniques.budgeted import StudyLimits, last_failure, recorded, run_trials, start_trial
@@ -77,10 +78,14 @@ class TuneConfig(StudyLimits):
         return min(self.trials, points)
 
 
-def tune_sampler(config: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
-    """The configured sampler (a grid sampler gets the grid of ``space``)."""
+def tune_sampler(config: TuneConfig, seed: int, study: optuna.Study | None = None
+                 ) -> optuna.samplers.BaseSampler:
+    """The configured sampler (a grid sampler gets the grid of ``space``); given the ``study``
+    it samples for, moved past the points its trials already drew (``resume_sampler``)."""
     grid = ({k: v.grid() for k, v in config.space.items()} if config.sampler == "grid"
             else None)
+    if study is not None:
+        return resume_sampler(config.sampler, seed, study, grid=grid)  # type: ignore[arg-type]
     return make_sampler(config.sampler, seed, grid=grid)  # type: ignore[arg-type]
 
 
@@ -137,7 +142,7 @@ class TuneObjective:
         trial.set_user_attr("epochs_run", len(result.history))
         values: list[float] = [result.best_val]
         with tempfile.TemporaryDirectory(prefix="slimkit-trial-") as tmp:
-            path = Path(tmp) / "model.pt"
+            path = Path(tmp) / MODEL_FILE
             save_model(path, model, {**self.spec, "args": model_args})
             artifact = upload(artifact_store(self.artifacts), path, trial)
             trial.set_user_attr("model_artifact", artifact)
@@ -197,6 +202,14 @@ def open_study(config: TuneConfig, context: Context, spec: dict[str, Any], name:
     return study
 
 
+def resume_study(study: optuna.Study, config: TuneConfig, seed: int) -> None:
+    """Make a re-opened study go on where it stopped: the trials a killed process left running
+    are failed and their parameters queued again, and the sampler continues from its last draw
+    (as in an uninterrupted study) instead of drawing the measured points again."""
+    recover_interrupted(study)
+    study.sampler = tune_sampler(config, seed, study)
+
+
 def best_values(study: optuna.Study, config: TuneConfig) -> dict[str, Any]:
     """The parameters retrained as the candidate."""
     if len(config.objectives) == 1:
@@ -225,7 +238,7 @@ class Tune(Technique):
         # the recipe digest keeps two runs that share a folder name apart in a shared database
         name = f"{context.run_key or context.run_dir.name}-{context.new_id}"
         study = open_study(config, context, spec, name)
-        recover_interrupted(study)
+        resume_study(study, config, context.seed)
         objective = TuneObjective(config, spec, context.task, context.seed,
                               context.run_dir / "artifacts", context.settings)
         run_trials(study, objective, config, progress=context.progress)

@@ -14,6 +14,7 @@ import optuna
 
 from slimkit.core.console import err_console
 from slimkit.core.errors import SlimkitError
+from slimkit.core.lock import writing
 from slimkit.core.manifest import existing_run, write_manifest
 from slimkit.core.objectives import OBJECTIVES
 from slimkit.core.runs import Candidate, Run
@@ -23,6 +24,7 @@ from slimkit.core.studies import (
     make_sampler,
     open_storage,
     recover_interrupted,
+    resume_sampler,
     upload,
 )
 from slimkit.measure.timing import ProfileSettings
@@ -66,7 +68,16 @@ def run_optimize(config: OptimizeConfig, out: str | Path, *, storage: str | None
                  restart: bool = False, progress: bool = True,
                  cache_dir: str | Path | None = None,
                  callbacks: Sequence[SearchCallback] = ()) -> Run:
-    """Run (or resume) ``config`` into the folder ``out``; see ``slimkit.optimize``."""
+    """Run (or resume) ``config`` into the folder ``out``, holding its writer lock; see
+    ``slimkit.optimize``."""
+    with writing(out):
+        return _run_optimize(config, out, storage=storage, restart=restart, progress=progress,
+                             cache_dir=cache_dir, callbacks=callbacks)
+
+
+def _run_optimize(config: OptimizeConfig, out: str | Path, *, storage: str | None,
+                  restart: bool, progress: bool, cache_dir: str | Path | None,
+                  callbacks: Sequence[SearchCallback]) -> Run:
     recipe = config.recipe()
     task = load_task(recipe.task_source(), seed=config.seed, cache_dir=cache_dir)
     model, spec = baseline_model(recipe, task)  # a model that does not fit fails before writing
@@ -204,6 +215,9 @@ class Optimizer:
             sampler=make_sampler("tpe", self.config.seed, startup_trials=search.startup_trials,
                                  multivariate=True),
             directions=[self.task.direction, OBJECTIVES[search.objective].direction])
+        # a resumed search goes on from its last draw instead of drawing its first chains again
+        study.sampler = resume_sampler("tpe", self.config.seed, study,
+                                       startup_trials=search.startup_trials, multivariate=True)
         setup = study.user_attrs.get("slimkit")
         if setup is None or setup.get("baseline", {}).get("id") != reference.id:
             store = artifact_store(self.folder / "artifacts")

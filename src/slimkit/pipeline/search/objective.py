@@ -15,6 +15,7 @@ from slimkit.core.objectives import OBJECTIVES
 from slimkit.core.runs import Candidate
 from slimkit.core.studies import artifact_store, download, upload, worker_id
 from slimkit.measure.timing import ProfileSettings
+from slimkit.models import MODEL_FILE
 from slimkit.pipeline.search.chains import Link, chain_label, run_chain, sample_chain
 from slimkit.pipeline.search.config import SearchConfig
 from slimkit.pipeline.select import drop_excess
@@ -91,7 +92,7 @@ class SearchObjective:
         base = self.setup["baseline"]
         with tempfile.TemporaryDirectory(prefix="slimkit-trial-") as tmp:
             folder = Path(tmp)
-            rel = Path("candidates/base/model.pt")
+            rel = Path("candidates/base") / MODEL_FILE
             download(self.store, base["artifact"], folder / rel)
             parent = Candidate(id="base", parent=None, technique="baseline",
                                metrics=base["metrics"], profile=base["profile"],
