@@ -16,6 +16,7 @@ from slimkit.core.atomic import write_text
 from slimkit.core.errors import StoreError
 from slimkit.core.lock import writing
 from slimkit.core.manifest import read_manifest
+from slimkit.deploy.serve import resolve
 
 RECIPE = ("version: 1\ntask: digits\nbaseline: {model: mlp, model_args: {width: 8},"
           " train: {epochs: 1}}\nsteps: []\n"
@@ -48,6 +49,8 @@ def test_artifact_paths_outside_the_run_are_refused(capsys, tiny_run, tmp_path: 
     code = main(["export", str(run), "--to", str(tmp_path / "x.onnx")])
     assert code == 2 and "outside the run folder" in _error(capsys)
     assert not (tmp_path / "x.onnx").exists()
+    with pytest.raises(StoreError, match="outside the run folder"):
+        resolve(run)  # serve
 
 
 def test_ids_that_name_no_candidate_are_a_clear_error(tiny_run, tmp_path: Path) -> None:
@@ -107,3 +110,27 @@ def test_resume_recomputes_a_candidate_whose_file_changed(capsys, tmp_path: Path
     assert "c0's onnx file is missing or changed" in capsys.readouterr().err
     again = json.loads((out / "run.json").read_text())["candidates"][0]
     assert again["digests"]["onnx"] != "" and onnx.read_bytes()[-10:] != b"corrupted!"
+
+
+def test_a_corrupt_study_db_is_one_line(capsys, tiny_run, tmp_path: Path) -> None:
+    run = _copy(tiny_run, tmp_path)
+    (run / "study.db").write_bytes(b"SQLite format 3\x00" + b"\x07" * 4000)  # truncated
+    assert main(["report", str(run)]) == 2
+    assert "study.db: cannot open the study storage" in _error(capsys)
+
+
+def test_a_run_stopped_while_training_the_baseline_is_valid(capsys, monkeypatch,
+                                                            tmp_path: Path) -> None:
+    """run.json names c0 as the baseline only once c0 is stored (a kill in between leaves a
+    manifest the next command reads)."""
+    import slimkit.pipeline.engine as engine
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(engine, "train_baseline", killed)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    run = read_manifest(tmp_path / "run")
+    assert run.baseline_id is None and run.running["candidate"] == "c0"

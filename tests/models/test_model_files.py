@@ -184,3 +184,40 @@ def test_export_of_a_crafted_run_runs_nothing(tiny_run, tmp_path: Path, capsys) 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--trust-code" in err[0]
     assert not marker.exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_hostile_run_folder_runs_nothing_through_any_command(capsys, tmp_path: Path) -> None:
+    """A received run whose c0 is an old-format model.pt with a pickle payload: export, profile
+    and resume refuse it in one line, serve serves only the ONNX file (data), and the marker
+    file shows nothing ran."""
+    import hashlib
+    import pickle
+
+    from slimkit.deploy.serve import resolve
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("version: 1\ntask: digits\nbaseline: {model: mlp, model_args: {width: 8},"
+                      " train: {epochs: 1}}\nsteps: [{technique: prune, params: {ratio: 0.5}}]\n"
+                      "profile: {min_runs: 5, min_seconds: 0, throughput_batch: 16}\n")
+    run = tmp_path / "run"
+    assert main(["run", str(recipe), "--out", str(run), "--quiet"]) == 0
+    marker = tmp_path / "ran"
+    hostile = run / "candidates/c0/model.pt"
+    torch.save({"format": "slimkit-model/1", **SPEC,
+                "module_bytes": pickle.dumps(_Payload(marker))}, hostile)
+    data = json.loads((run / "run.json").read_text())
+    c0 = data["candidates"][0]
+    c0["artifacts"]["torch"] = "candidates/c0/model.pt"
+    c0["digests"]["torch"] = hashlib.sha256(hostile.read_bytes()).hexdigest()  # as sent
+    data["candidates"] = [c0]  # as if the sender's run was killed before c1
+    data.update(status="running", selected=None, pareto=[])
+    (run / "run.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    for args in (["export", str(run), "--candidate", "c0", "--to", str(tmp_path / "x.onnx")],
+                 ["profile", str(hostile)],
+                 ["run", str(recipe), "--out", str(run), "--quiet"]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "--trust-code" in err[-1], (args, err)
+    assert resolve(run, "c0").path == run / "candidates/c0/model.onnx"  # the ONNX file only
+    assert not marker.exists() and not (tmp_path / "x.onnx").exists()

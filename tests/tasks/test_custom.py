@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from slimkit.cli import main
 from slimkit.core.errors import TaskError
+from slimkit.core.usercode import trust
 from slimkit.tasks import load_task
 
 FAST = ["--set", "profile.min_runs=5", "--set", "profile.min_seconds=0",
@@ -101,6 +101,7 @@ def user(tmp_path: Path) -> Path:
 
 
 def _task(user: Path, fn: str, **kw):
+    trust(f"{user}/data.py:{fn}", kw.get("metric"))
     return load_task({"name": "custom", "data": f"{user}/data.py:{fn}", **kw}, seed=0)
 
 
@@ -142,6 +143,7 @@ def test_float_targets_make_a_regression_task(user: Path) -> None:
 
 
 def test_data_function_gets_the_seed(user: Path) -> None:
+    trust(f"{user}/data.py:with_seed")
     task = load_task({"name": "custom", "data": f"{user}/data.py:with_seed"}, seed=3)
     assert task.seed == 3
 
@@ -240,10 +242,16 @@ def test_pruned_user_model_loads_in_a_fresh_process(user: Path, tmp_path: Path) 
                                                           "finetune": {"epochs": 1}}}]}
     run = slimkit.run_recipe(recipe, tmp_path / "run", progress=False)
     path = run.path / run.candidate("c1").artifacts["torch"]
-    code = ("import sys, torch; from slimkit.models import load_model; "
-            "m, s = load_model(sys.argv[1]); print(type(m).__name__, s['family'].endswith("
-            "'model.py:build'), m(torch.zeros(1, 6)).shape[1])")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+    code = ("import sys, torch; from slimkit.core.usercode import trusting; "
+            "from slimkit.models import load_model\n"
+            "with trusting(sys.argv[2] == 'trust'):\n"
+            "    m, s = load_model(sys.argv[1])\n"
+            "print(type(m).__name__, s['family'].endswith('model.py:build'), "
+            "m(torch.zeros(1, 6)).shape[1])")
+    out = subprocess.run([sys.executable, "-c", code, str(path), "trust"], capture_output=True,
                          text=True, cwd="/", check=True).stdout.split()
     assert out == ["Sequential", "True", "2"]
-    assert torch.load(path, weights_only=True)["module_bytes"]  # the file reads safely
+    # without the opt-in the user's model.py is not imported: one line saying how
+    refused = subprocess.run([sys.executable, "-c", code, str(path), "no"], capture_output=True,
+                             text=True, cwd="/")
+    assert refused.returncode != 0 and "--trust-code" in refused.stderr

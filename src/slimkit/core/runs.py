@@ -121,20 +121,11 @@ class Run:
         return self._find(self.selected_id)
 
     def artifact(self, candidate: Candidate, kind: str) -> Path:
-        """The file of ``candidate``'s artifact ``kind`` (``onnx``, ``torch``); a path that
-        leaves the run folder (absolute, ``..``, a symlink out) is refused: a run folder is data
-        someone may have sent, and it must not point the reader at other files."""
+        """The file of ``candidate``'s artifact ``kind`` (``onnx``, ``torch``), refused if it
+        leaves the run folder (:func:`artifact_path`)."""
         if self.path is None:
             raise StoreError(f"run {self.run!r} is not in a folder")
-        rel = candidate.artifacts.get(kind)
-        if rel is None:
-            raise StoreError(f"candidate {candidate.id} has no {kind} artifact")
-        root = self.path.resolve()
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root):
-            raise StoreError(f"candidate {candidate.id}: artifact {kind} {rel!r} is outside "
-                             f"the run folder; refusing to read it")
-        return path
+        return artifact_path(self.path, candidate, kind)
 
     def _find(self, cid: str | None) -> Candidate | None:
         return next((c for c in self.candidates if c.id == cid), None)
@@ -180,3 +171,18 @@ class Run:
             task_spec=dict(data.get("task_spec", {})), config=dict(data.get("config", {})),
             status=data.get("status", "complete"), running=data.get("running"), path=path,
         )
+
+
+def artifact_path(folder: Path, candidate: Candidate, kind: str) -> Path:
+    """The file of ``candidate``'s artifact ``kind`` in the run ``folder``; a path that leaves
+    the folder (absolute, ``..``, a symlink out) is refused: a run folder is data someone may
+    have sent, and it must not point the reader at other files."""
+    rel = candidate.artifacts.get(kind)
+    if rel is None:
+        raise StoreError(f"candidate {candidate.id} has no {kind} artifact")
+    root = folder.resolve()
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise StoreError(f"candidate {candidate.id}: artifact {kind} {rel!r} is outside "
+                         f"the run folder; refusing to read it")
+    return path

@@ -58,8 +58,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 def _refuse(url: str, err: Exception) -> NoReturn:
     """One clear line naming the storage (without credentials) and the cause."""
     text = " ".join(str(err).split())
-    hidden = url.split("@")[-1] if "@" in url else url
-    raise StoreError(f"--storage {hidden}: cannot open the study storage "
+    if url.startswith("sqlite:///"):  # a file: the run's own study.db, or the user's
+        where = url.removeprefix("sqlite:///")
+    else:
+        where = "--storage " + (url.split("@")[-1] if "@" in url else url)
+    raise StoreError(f"{where}: cannot open the study storage "
                      f"({type(err).__name__}: {text[:200]})") from None
 
 

@@ -73,7 +73,7 @@ def resolve(target: str | Path, candidate: str | None = None) -> ServedModel:
         chosen = run.candidate(candidate) if candidate else (run.selected or run.baseline)
         if chosen is None or "onnx" not in chosen.artifacts:
             raise StoreError(f"{target}: no candidate with an ONNX model to serve")
-        path = target / chosen.artifacts["onnx"]
+        path = run.artifact(chosen, "onnx")  # refused if run.json points out of the folder
         meta: dict[str, Any] = {"run": run.run, "task": run.task, "candidate": chosen.id,
                                 "technique": chosen.technique, "metrics": chosen.metrics,
                                 "profile": chosen.profile, "task_spec": run.task_spec}

@@ -212,11 +212,13 @@ def _execute(recipe: Recipe, out: str | Path, *, restart: bool, progress: bool,
     run.task_spec = task.spec()
     run.status = "running"
     finished = {c.id for c in run.candidates}
-    run.baseline_id = "c0"
     write_manifest(run)
     if "c0" not in finished:
         mark_running(run, "c0", "baseline")
-        store_candidate(run, train_baseline(recipe, task, run, settings, progress))
+        baseline = train_baseline(recipe, task, run, settings, progress)
+        run.baseline_id = "c0"  # named once it is stored: run.json's ids name its candidates
+        store_candidate(run, baseline)
+    run.baseline_id = "c0"
     names = recipe.step_names()
     ids = {"baseline": "c0", **{n: f"c{i + 1}" for i, n in enumerate(names)}}
     for index in range(len(recipe.steps)):

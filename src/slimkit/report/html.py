@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from slimkit.core.atomic import write_with
 from slimkit.core.runs import Candidate, Run
-from slimkit.core.studies import default_url
+from slimkit.core.studies import default_url, open_storage
 from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms, ratio
 
 REPORT = "report.html"
@@ -233,11 +233,12 @@ def study_figures(run: Run) -> list[tuple[str, go.Figure]]:
     figures: list[tuple[str, go.Figure]] = []
     with warnings.catch_warnings():  # importance evaluators warn about small studies
         warnings.simplefilter("ignore")
-        _add_study_figures(default_url(run.path), figures)
+        _add_study_figures(open_storage(default_url(run.path)), figures)  # corrupt: one line
     return figures
 
 
-def _add_study_figures(storage: str, figures: list[tuple[str, go.Figure]]) -> None:
+def _add_study_figures(storage: optuna.storages.BaseStorage,
+                       figures: list[tuple[str, go.Figure]]) -> None:
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         complete = study.get_trials(deepcopy=False,

@@ -21,7 +21,13 @@ from pydantic import Field, field_validator
 
 from slimkit.core.errors import TechniqueError
 from slimkit.core.runs import Candidate
-from slimkit.core.studies import default_url, make_sampler, open_storage, recover_interrupted
+from slimkit.core.studies import (
+    default_url,
+    make_sampler,
+    open_storage,
+    recover_interrupted,
+    resume_sampler,
+)
 from slimkit.measure.profile import onnx_latency
 from slimkit.models import build_model, model_config
 from slimkit.techniques.base import (
@@ -206,6 +212,7 @@ class Arch(Technique):
             directions=[context.task.direction, "minimize"])
         study.set_user_attr("slimkit_arch", {"task": context.task.name, "seed": context.seed})
         recover_interrupted(study)
+        study.sampler = resume_sampler(config.sampler, context.seed, study)  # no repeated draws
         run_trials(study, ArchObjective(config, context, teacher), config,
                    progress=context.progress)
         study.set_user_attr("finished", True)

@@ -20,7 +20,7 @@ from torch import nn
 
 from slimkit.core.errors import TechniqueError
 from slimkit.core.registry import Registry
-from slimkit.core.runs import Candidate
+from slimkit.core.runs import Candidate, artifact_path
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models import load_model
 from slimkit.tasks import Task
@@ -64,7 +64,7 @@ class Context:
         """A fresh copy of ``candidate``'s torch model and its spec."""
         if "torch" not in candidate.artifacts:
             raise TechniqueError(f"candidate {candidate.id} has no torch model")
-        return load_model(self.run_dir / candidate.artifacts["torch"])
+        return load_model(artifact_path(self.run_dir, candidate, "torch"))
 
 
 @dataclass(frozen=True)

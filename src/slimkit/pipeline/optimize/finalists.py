@@ -34,7 +34,7 @@ def measure_finalists(run: Run, study: optuna.Study, search: SearchConfig,
     artifacts = artifact_store(Path(study.user_attrs["slimkit"]["artifacts"]))
     for trial in finalists(study, search):
         with tempfile.TemporaryDirectory(prefix="slimkit-final-") as tmp:
-            model, spec = load_model(run.path / reference.artifacts["torch"])
+            model, spec = load_model(run.artifact(reference, "torch"))
             parent = reference
             for index, record in enumerate(trial.user_attrs["steps"]):
                 done = next((c for c in run.candidates
@@ -55,7 +55,7 @@ def measure_finalists(run: Run, study: optuna.Study, search: SearchConfig,
                                      settings, onnx)
                     store(done)
                 elif "torch" in done.artifacts:
-                    model, spec = load_model(run.path / done.artifacts["torch"])
+                    model, spec = load_model(run.artifact(done, "torch"))
                 if done.status != "ok":
                     break
                 parent = done

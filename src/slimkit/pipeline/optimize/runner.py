@@ -135,7 +135,6 @@ class Optimizer:
         run.task_spec = self.task.spec()
         run.config["objective"] = self.config.objective
         run.status = "running"
-        run.baseline_id = run.baseline_id or "c0"
         self.write()
         reference = self.baseline()
         search = self.config.search()
@@ -158,8 +157,10 @@ class Optimizer:
         run, done = self.run_, {c.id for c in self.run_.candidates}
         if "c0" not in done:
             mark_running(run, "c0", "baseline")
-            self.store(train_baseline(self.recipe, self.task, run, self.settings,
-                                      self.progress))
+            baseline = train_baseline(self.recipe, self.task, run, self.settings, self.progress)
+            run.baseline_id = "c0"  # named once it is stored: run.json's ids name candidates
+            self.store(baseline)
+        run.baseline_id = run.baseline_id or "c0"
         self.costs = self.costs.measured(run.candidate("c0"))
         tuning = bool(self.recipe.steps) and "c1" not in done and "reference" not in run.config
         planned = self.replan(tuning=True) if tuning else None
@@ -221,7 +222,7 @@ class Optimizer:
         setup = study.user_attrs.get("slimkit")
         if setup is None or setup.get("baseline", {}).get("id") != reference.id:
             store = artifact_store(self.folder / "artifacts")
-            artifact = upload(store, self.folder / reference.artifacts["torch"], study)
+            artifact = upload(store, self.run_.artifact(reference, "torch"), study)
             train = {**self._reference_train(reference), "epochs": search.epochs}
             setup = {"kind": "optimize", "task": self.task.source or self.task.name,
                      "seed": self.config.seed, "train": train,
