@@ -22,6 +22,21 @@ def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def _marks(table: str, cid: str) -> list[str]:
+    """The marks (baseline, selected) of candidate ``cid`` in a printed run table: beside its
+    id, or under it when the table is stacked."""
+    lines = table.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.split()[:1] == [cid])
+    words = lines[row].split()[1:]
+    marks = [w for w in words if w in ("baseline", "selected")]
+    for line in lines[row + 1:]:
+        first = line.split()[:1]
+        if first not in (["baseline"], ["selected"]):
+            break
+        marks += first
+    return marks
+
+
 def _one_line_error(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -87,7 +102,7 @@ def test_baseline_show_profile_export(capsys, tmp_path: Path) -> None:
     code, stdout, _ = _cli(capsys, "baseline", "--task", "digits", "--model", "mlp",
                            "--set", "model.width=16", "--set", "train.epochs=2",
                            "--set", "train.l1=1e-5", "--out", str(out), *FAST)
-    assert code == 0 and "c0 (baseline, selected)" in stdout
+    assert code == 0 and _marks(stdout, "c0") == ["baseline", "selected"]
     data = json.loads((out / "run.json").read_text())
     assert data["candidates"][0]["params"]["l1"] == 1e-5
     assert data["candidates"][0]["model"]["args"]["width"] == 16
@@ -95,7 +110,8 @@ def test_baseline_show_profile_export(capsys, tmp_path: Path) -> None:
     code, stdout, _ = _cli(capsys, "show", str(out), "--json")
     assert code == 0 and json.loads(stdout) == data
     code, stdout, _ = _cli(capsys, "show", str(out))
-    assert code == 0 and "test" in stdout and "accuracy" in stdout and "c0 (baseline" in stdout
+    assert code == 0 and "test" in stdout and "accuracy" in stdout
+    assert _marks(stdout, "c0") == ["baseline", "selected"]
 
     onnx_path = out / "candidates/c0/model.onnx"
     code, stdout, _ = _cli(capsys, "profile", str(onnx_path), "--json", "--batch", "2,8")
@@ -124,6 +140,23 @@ def test_listing_commands_read_the_registries(capsys) -> None:
     assert code == 0 and all(name in out for name in ("mlp", "cnn1d", "cnn2d", "dropout="))
 
 
+def test_techniques_document_every_parameter(capsys) -> None:
+    from slimkit.techniques import TECHNIQUES
+
+    code, out, _ = _cli(capsys, "techniques")
+    assert code == 0 and "space (required)" in out and "PydanticUndefined" not in out
+    code, out, _ = _cli(capsys, "techniques", "tune")
+    assert code == 0 and "PydanticUndefined" not in out
+    space = next(line for line in out.splitlines() if line.startswith("│ space"))
+    assert "required" in space and "map of settings (Range)" in space
+    assert '"grid"' in out and "1 <= x <= 100000" in out  # allowed values, from the schema
+    for name in TECHNIQUES.names():  # every parameter has a description to show
+        fields = TECHNIQUES.get(name).Config.model_fields
+        assert all(f.description for f in fields.values()), name
+    code, _, err = _cli(capsys, "techniques", "nope")
+    assert code == 2 and "choose from arch, distill" in _one_line_error(err)
+
+
 def test_run_command_runs_resumes_and_refuses_changes(capsys, tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
@@ -132,7 +165,8 @@ def test_run_command_runs_resumes_and_refuses_changes(capsys, tmp_path: Path) ->
         "profile: {min_runs: 5, min_seconds: 0, throughput_batch: 16}\n")
     out = tmp_path / "run"
     code, stdout, _ = _cli(capsys, "run", str(recipe), "--out", str(out), "--quiet")
-    assert code == 0 and "c1" in stdout and "selected: c" in stdout
+    assert code == 0 and "c1" in stdout and "Selected c" in stdout
+    assert f"Next: `slimkit serve {out}`" in " ".join(stdout.split())
     before = (out / "run.json").read_text()
     code, _, _ = _cli(capsys, "run", str(recipe), "--out", str(out), "--quiet")
     assert code == 0 and json.loads((out / "run.json").read_text())["candidates"] == json.loads(

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from pydantic import BaseModel
+from rich.markup import escape
 from rich.table import Table
 
-from slimkit.core.console import console
+from slimkit.core.console import console, print_table
 from slimkit.core.errors import SlimkitError
 from slimkit.core.overrides import split_baseline_overrides
 from slimkit.core.usercode import absolute, is_reference
@@ -100,7 +100,7 @@ def baseline(
                        threads=settings.threads, cache_dir=cache_dir, progress=not quiet,
                        profile=settings, data=data, metric=metric,
                        metric_direction=metric_direction)
-    console.print(tables.run_table(run))
+    print_table(tables.run_table(run, width=console.width))
     console.print(f"run written to {out}/run.json; ONNX model: "
                   f"{out}/{run.candidates[0].artifacts['onnx']}; report: {out}/report.html")
 
@@ -141,10 +141,9 @@ def run_cmd(
         overrides.append(f"baseline.model={absolute(model) if is_reference(model) else model}")
     run = api.run_recipe(recipe, out, overrides=overrides, restart=restart, progress=not quiet,
                      cache_dir=cache_dir, storage=storage)
-    console.print(tables.run_table(run))
-    selected = run.selected_id or "none (no candidate meets every constraint)"
-    console.print(f"selected: {selected}; run written to {out}/run.json; report: "
-                  f"{out}/report.html")
+    print_table(tables.run_table(run, width=console.width))
+    for line in tables.summary_lines(run, str(out)):
+        console.print(escape(line))
 
 
 @app.command()
@@ -205,45 +204,39 @@ def optimize(
                        threads=threads, tune_trials=tune_trials, trials=trials, epochs=epochs,
                        finalists=finalists, profile=sections["profile"], storage=storage,
                        restart=restart, progress=not quiet, cache_dir=cache_dir)
-    console.print(tables.run_table(run))
-    console.print(tables.gains_line(run))
-    console.print(f"report: {out}/report.html (and {out}/run.json; `slimkit show {out}`); "
-                  f"selected ONNX model: "
-                  f"{out}/{run.selected.artifacts['onnx'] if run.selected else '-'}")
-
-
-def _default_text(field: Any) -> str:
-    """A field's default; nested configs show only what differs from their own defaults."""
-    value = field.default_factory() if field.default_factory is not None else field.default
-    if isinstance(value, BaseModel):
-        changed = value.model_dump(exclude_defaults=True)
-        return "{" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + "}"
-    return str(value)
+    print_table(tables.run_table(run, width=console.width))
+    for line in tables.summary_lines(run, str(out)):
+        console.print(escape(line))
 
 
 @app.command()
-def techniques() -> None:
-    """List the techniques, their role in a searched chain and their parameters with defaults."""
+def techniques(
+    name: Annotated[Optional[str], typer.Argument(  # noqa: UP045
+        help="a technique: every parameter with its type, default and description")] = None,
+) -> None:
+    """List the techniques, their role in a searched chain and their parameters; with a NAME,
+    document every parameter of that technique."""
+    from slimkit.report import table as tables
     from slimkit.techniques import TECHNIQUES
 
-    table = Table(title="techniques",
-                  caption="`slimkit optimize --techniques` chains those with a role: one per "
-                          "role, compress then precision")
-    for col in ("name", "role", "description", "parameters (defaults)"):
-        table.add_column(col)
-    for name in TECHNIQUES.names():
-        cls = TECHNIQUES.get(name)
-        params = ", ".join(f"{k}={_default_text(f)}" for k, f in cls.Config.model_fields.items())
-        table.add_row(name, cls.role or "-", cls.description, params)
-    console.print(table)
+    if name is None:
+        print_table(tables.techniques_table(TECHNIQUES))
+        return
+    if name not in TECHNIQUES.names():
+        raise SlimkitError(f"no technique {name!r}; choose from {', '.join(TECHNIQUES.names())}")
+    cls = TECHNIQUES.get(name)
+    print_table(tables.parameters_table(name, cls.description, cls.Config))
 
 
 @app.command()
 def show(
     run: Annotated[Path, typer.Argument(help="a run folder")],
     as_json: Annotated[bool, typer.Option("--json", help="print run.json")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="every column: also torch latency, params and MACs")] = False,
 ) -> None:
-    """Show a run's candidates and measurements (--json: the run.json manifest)."""
+    """Show a run's candidates and measurements (--json: the run.json manifest). The table
+    fits the terminal (100 columns in a pipe; COLUMNS sets it)."""
     from slimkit import api
     from slimkit.report import table as tables
 
@@ -252,7 +245,7 @@ def show(
         assert loaded.path is not None
         sys.stdout.write((loaded.path / "run.json").read_text())
         return
-    console.print(tables.run_table(loaded))
+    print_table(tables.run_table(loaded, wide=wide, width=console.width))
     if loaded.running:
         from slimkit.core.studies import owner_alive
 
@@ -264,12 +257,12 @@ def show(
                       + (" on another machine" if alive is None else ""))
     by_threads = tables.threads_table(loaded)
     if by_threads is not None:
-        console.print(by_threads)
+        print_table(by_threads)
     for table in tables.study_tables(loaded):
-        console.print(table)
+        print_table(table)
     search = tables.search_table(loaded)
     if search is not None:
-        console.print(search)
+        print_table(search)
         console.print(tables.gains_line(loaded))
 
 
@@ -308,7 +301,7 @@ def profile(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    console.print(tables.profile_table(f"{model} · {result['backend']} · input "
+    print_table(tables.profile_table(f"{model} · {result['backend']} · input "
                                 f"{tuple(result['input_shape'])}", result))
 
 
@@ -368,7 +361,7 @@ def explain_cmd(
         table.add_row(op, f"{theirs['op_us'].get(op, 0):,.1f}", f"{ours['op_us'].get(op, 0):,.1f}",
                       str(ours["op_nodes"].get(op, theirs["op_nodes"].get(op, 0))))
     table.add_row("total", f"{theirs['total_us']:,.1f}", f"{ours['total_us']:,.1f}", "")
-    console.print(table)
+    print_table(table)
     left = ", ".join(f"{op} x{n}" for op, n in result["float_compute_ops"].items()) or "none"
     console.print(f"compute operators still in float: {left}")
     console.print(f"Quantize/Dequantize overhead: {result['qdq_us']:,.1f} µs per run "
@@ -491,7 +484,7 @@ def tasks() -> None:
         table.add_row(name, spec.description, spec.metric, spec.default_model)
     table.add_row("custom", "your data: --data path/to/file.py:function returning train/val/"
                   "test", "accuracy | mse (--metric)", "yours: --model file.py:function")
-    console.print(table)
+    print_table(table)
 
 
 @app.command()
@@ -516,7 +509,7 @@ def models() -> None:
                   "token ids", hf)
     table.add_row("file.py:fn", "your function returning a torch.nn.Module", "any",
                   "the keyword arguments it declares; output=NAME")
-    console.print(table)
+    print_table(table)
 
 
 def _version(value: bool) -> None:

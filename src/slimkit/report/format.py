@@ -28,6 +28,11 @@ def fmt_ms(ms: float | None) -> str:
     return "-" if ms is None else f"{ms:.3f} ms"
 
 
+def fmt_rate(per_second: float | None) -> str:
+    """Samples per second with thousands separators: ``14,009/s``."""
+    return "-" if per_second is None else f"{per_second:,.0f}/s"
+
+
 def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 

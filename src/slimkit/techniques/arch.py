@@ -61,21 +61,26 @@ class ArchConfig(StudyLimits):
         None, description="train this architecture instead of searching one")
 
     families: list[Literal["mobilenet", "efficientnet"]] = Field(
-        default_factory=lambda: list(FAMILIES), min_length=1)
+        default_factory=lambda: list(FAMILIES), min_length=1,
+        description="architecture families to search")
     width_mult: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
                                     min_length=1, description="width multipliers to try")
     depth: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1,
                              description="numbers of stages to try")
-    kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1)
-    expansion: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1)
-    head: list[Literal["pool", "flatten"]] = Field(default_factory=lambda: ["flatten", "pool"],
-                                                   min_length=1)
+    kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1,
+                                   description="depthwise kernel sizes to try")
+    expansion: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1,
+                                 description="inverted-residual expansion ratios to try")
+    head: list[Literal["pool", "flatten"]] = Field(
+        default_factory=lambda: ["flatten", "pool"], min_length=1,
+        description="classifier heads to try: global pooling or flatten")
     phi: list[float] = Field(default_factory=lambda: [-1.0, 0.0, 1.0], min_length=1,
                              description="efficientnet compound coefficients to try")
     trials: int = Field(12, ge=1, le=10000, description="complete trials")
-    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    sampler: Literal["tpe", "nsga2", "random"] = Field(
+        "tpe", description="Optuna sampler of the (accuracy, latency) search")
     distill: bool = Field(True, description="train students on the parent's soft labels")
-    temperature: float = Field(4.0, gt=0)
+    temperature: float = Field(4.0, gt=0, description="softmax temperature of distillation")
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the hard-label loss")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=40),
                                description="student training")

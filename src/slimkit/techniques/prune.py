@@ -44,7 +44,9 @@ class DistillOptions(TechniqueConfig):
 
 
 class PruneConfig(TechniqueConfig):
-    mode: Literal["structured", "unstructured"] = Field("structured")
+    mode: Literal["structured", "unstructured"] = Field(
+        "structured", description="structured: remove channels (smaller, faster); "
+                                  "unstructured: zero single weights (sparser)")
     ratio: float | None = Field(
         0.5, ge=0, lt=1,
         description="structured: fraction of channels removed; unstructured: target sparsity")
@@ -55,7 +57,9 @@ class PruneConfig(TechniqueConfig):
     norm: Literal[1, 2] = Field(2, description="L1 or L2 magnitude")
     scope: Literal["global", "layer"] = Field("layer", description="rank across layers or in each")
     round_to: int | None = Field(8, ge=1, description="keep channel counts multiples of this")
-    schedule: Literal["oneshot", "iterative", "gradual"] = Field("oneshot")
+    schedule: Literal["oneshot", "iterative", "gradual"] = Field(
+        "oneshot", description="all at once, in steps with fine-tuning between, or a gradual "
+                               "sparsity ramp")
     steps: int = Field(3, ge=1, le=100, description="pruning steps (iterative, gradual)")
     finetune: TrainConfig = Field(
         default_factory=lambda: TrainConfig(epochs=10, lr=1e-3, patience=None),

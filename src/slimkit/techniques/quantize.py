@@ -72,7 +72,9 @@ QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLi
 
 
 class QuantizeConfig(TechniqueConfig):
-    mode: Literal["static", "dynamic", "qat", "fp16"] = Field("static")
+    mode: Literal["static", "dynamic", "qat", "fp16"] = Field(
+        "static", description="static: calibrated int8; dynamic: int8 weights, activations "
+                              "quantized at run time; qat: fake-quant fine-tuning; fp16")
     per_channel: bool | Literal["auto"] = Field(
         "auto", description="one weight scale per output channel; auto: try both, keep the "
                             "more accurate on val (ties: per tensor, the smaller file)")
@@ -87,8 +89,8 @@ class QuantizeConfig(TechniqueConfig):
     activations: Literal["auto", "int8", "uint8"] = Field(
         "auto", description="static/qat: activation type; auto: both built, the faster on this "
                             "CPU kept (x86 fuses uint8 Convs that read a tensor two nodes use)")
-    symmetric_activations: bool = Field(False)
-    symmetric_weights: bool = Field(True)
+    symmetric_activations: bool = Field(False, description="activation ranges centred on 0")
+    symmetric_weights: bool = Field(True, description="weight ranges centred on 0")
     preprocess: bool = Field(True, description="onnxruntime shape inference + optimization")
     max_accuracy_drop: float | None = Field(
         None, ge=0, lt=1, description="fallback budget on val [default: the run's constraint]")

@@ -43,12 +43,15 @@ from slimkit.training import TrainConfig, fit
 class TuneConfig(StudyLimits):
     """The search space, sampler, pruner, objectives and trainer defaults of a tune step."""
 
-    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"] = "tpe"
+    sampler: Literal["grid", "random", "tpe", "gp", "cmaes", "nsga2"] = Field(
+        "tpe", description="Optuna sampler (grid: every point of the space once)")
     trials: int = Field(20, ge=1, le=100000, description="complete + pruned trials")
-    pruner: Literal["none", "median", "hyperband"] = "median"
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        "median", description="stops trials that fall behind, from their per-epoch val metric")
     space: dict[str, Range] = Field(min_length=1, description="train.<p> / model.<p> ranges")
     objectives: list[Literal["accuracy", "latency"]] = Field(
-        default_factory=lambda: ["accuracy"], min_length=1, max_length=2)
+        default_factory=lambda: ["accuracy"], min_length=1, max_length=2,
+        description="what trials are ranked by (two: a Pareto front)")
     train: TrainConfig = Field(default_factory=TrainConfig, description="trainer defaults")
 
     @model_validator(mode="after")
