@@ -148,7 +148,7 @@ def test_techniques_document_every_parameter(capsys) -> None:
     code, out, _ = _cli(capsys, "techniques", "tune")
     assert code == 0 and "PydanticUndefined" not in out
     space = next(line for line in out.splitlines() if line.startswith("│ space"))
-    assert "required" in space and "map of settings (Range)" in space
+    assert "required" in space and "map of settings" in space and "(Range)" in out
     assert '"grid"' in out and "1 <= x <= 100000" in out  # allowed values, from the schema
     for name in TECHNIQUES.names():  # every parameter has a description to show
         fields = TECHNIQUES.get(name).Config.model_fields
@@ -238,3 +238,18 @@ def test_a_user_function_raising_system_exit_is_a_clear_error(capsys, tmp_path: 
     code, _, err = _cli(capsys, "baseline", "--data", f"{tmp_path / 'data.py'}:load",
                         "--model", "mlp", "--out", str(tmp_path / "run"), "--quiet")
     assert code == 2 and "raised SystemExit" in _one_line_error(err)
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_SLIMKIT_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        return subprocess.run([sys.executable, "-m", "slimkit"], capture_output=True,
+                              text=True, env=env, check=True).stdout.split()
+
+    assert complete("slimkit sh") == ["show"]
+    assert complete("slimkit show --w") == ["--wide"]

@@ -32,7 +32,7 @@ app = typer.Typer(
     name="slimkit",
     help="Make PyTorch models faster, smaller and more accurate, and prove it with measurements.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (Typer)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )

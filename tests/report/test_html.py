@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -74,14 +75,19 @@ def test_report_renders_offline_in_a_real_browser(tmp_path: Path, tiny_run) -> N
         for i in range(plots.count()):
             assert plots.nth(i).locator("svg.main-svg").count() > 0, f"plot {i} is empty"
         assert page.locator(".card .metric").count() >= 6
-        header = page.locator("table.sortable th", has_text="size bytes")
+        header = page.locator("table.sortable th").filter(has_text=re.compile("^size$"))
         header.click()
         header.click()  # descending: the first row is the largest file
-        sizes = page.locator("table.sortable tbody tr td:nth-child(12)").evaluate_all(
-            "cells => cells.map(c => c.dataset.v)")
+        cells = page.locator("table.sortable tbody tr td:nth-child(12)")
+        sizes = cells.evaluate_all("cells => cells.map(c => c.dataset.v)")
         known = [int(v) for v in sizes if v]
         assert len(known) == 4 and known == sorted(known, reverse=True)
         assert sizes[-1] == ""  # the failed candidate has no size: last
+        shown = cells.all_inner_texts()  # formatted as in the terminal, sorted by raw value
+        assert all(re.fullmatch(r"\d+(\.\d)? (B|KB|MB)", t) for t in shown[:4]), shown
+        rates = page.locator("table.sortable tbody tr td:nth-child(10)").all_inner_texts()
+        assert all(re.fullmatch(r"[\d,]+/s", t) for t in rates[:4]), rates
+        assert "e+" not in page.locator("table.sortable").inner_text()  # no raw floats
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert errors == [] and fetched == []

@@ -282,3 +282,16 @@ def test_a_resumed_study_of_another_sampler_history_still_draws_new_points(tmp_p
     assert len(set(points)) == len(points) == 8
     fresh = _points(_session(f"sqlite:///{tmp_path / 'f.db'}", config))
     assert not set(points[4:]) & set(fresh)  # not seed 0's first draws either
+
+
+def test_the_progress_line_gives_the_best_value_its_unit() -> None:
+    from slimkit.techniques.budgeted import status
+    from slimkit.techniques.tune import best_text
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.972))
+    config = TuneConfig(space={"train.lr": {"low": 1e-3, "high": 1e-1}})
+    assert status(study, best_text(config, "accuracy")) == "best val accuracy 97.20%"
+    assert status(study, best_text(config, "mse")) == "best val mse 0.9720"
+    latency = config.model_copy(update={"objectives": ["latency"]})
+    assert status(study, best_text(latency, "accuracy")) == "best latency 0.972 ms"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from plotly.offline import get_plotlyjs
 from slimkit.core.atomic import write_with
 from slimkit.core.runs import Candidate, Run
 from slimkit.core.studies import default_url, open_storage
-from slimkit.report.format import fmt_bytes, fmt_count, fmt_delta, fmt_metric, fmt_ms, ratio
+from slimkit.measure.format import (
+    fmt_bytes,
+    fmt_count,
+    fmt_delta,
+    fmt_metric,
+    fmt_ms,
+    fmt_rate,
+    ratio,
+)
 
 REPORT = "report.html"
 
@@ -178,28 +187,48 @@ def lineage(run: Run) -> str:
     return branch(None)
 
 
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} MB"
+
+
 def candidates_table(run: Run) -> str:
-    """Every candidate with every headline measurement; click a header to sort."""
+    """Every candidate with every headline measurement, formatted as in the terminal (units,
+    thousands separators); each cell keeps its raw value in ``data-v``, so a click on a header
+    sorts numerically."""
     metric = run.metric_name
-    heads = ("id", "parent", "technique", "status", f"val {metric}", f"test {metric}",
-             "ort p50 ms", "ort p95 ms", "ort p99 ms", "ort samples/s", "torch p50 ms",
-             "size bytes", "gzip bytes", "params", "non-zero", "MACs", "peak RSS MB")
+
+    def score(value: float | None) -> str:
+        return fmt_metric(value, metric)
+
+    text = str
+    columns: list[tuple[str, Callable[[Candidate], Any], Callable[[Any], str]]] = [
+        ("id", lambda c: c.id, text), ("parent", lambda c: c.parent or "-", text),
+        ("technique", lambda c: c.technique, text),
+        ("status", lambda c: c.status if c.status != "ok" or c.feasible else "infeasible", text),
+        (f"val {metric}", lambda c: c.metric("val", metric), score),
+        (f"test {metric}", lambda c: c.metric("test", metric), score),
+        ("ort p50", lambda c: c.latency_ms(), fmt_ms),
+        ("ort p95", lambda c: c.latency_ms(quantile="p95"), fmt_ms),
+        ("ort p99", lambda c: c.latency_ms(quantile="p99"), fmt_ms),
+        ("ort throughput", lambda c: c.throughput(), fmt_rate),
+        ("torch p50", lambda c: c.latency_ms("torch"), fmt_ms),
+        ("size", lambda c: c.size_bytes, fmt_bytes),
+        ("gzip size", lambda c: c.stat("gzip_size_bytes"), fmt_bytes),
+        ("params", lambda c: c.stat("params"), fmt_count),
+        ("non-zero", lambda c: c.stat("nonzero_params"), fmt_count),
+        ("MACs", lambda c: c.stat("macs"), fmt_count),
+        ("peak RSS", lambda c: c.stat("peak_rss_mb"), _mb)]
     rows = []
     for c in run.candidates:
-        values = (c.id, c.parent or "-", c.technique,
-                  c.status if c.status != "ok" or c.feasible else "infeasible",
-                  c.metric("val", metric), c.metric("test", metric), c.latency_ms(),
-                  c.latency_ms(quantile="p95"), c.latency_ms(quantile="p99"), c.throughput(),
-                  c.latency_ms("torch"), c.size_bytes, c.stat("gzip_size_bytes"),
-                  c.stat("params"), c.stat("nonzero_params"), c.stat("macs"),
-                  c.stat("peak_rss_mb"))
-        cells = "".join(
-            f"<td data-v='{v}'>{v:.4g}</td>" if isinstance(v, float) else
-            f"<td data-v='{_attr('' if v is None else v)}'>"
-            f"{html.escape(str('-' if v is None else v))}</td>" for v in values)
+        cells = []
+        for _, get, show in columns:
+            value = get(c)
+            shown = "-" if value is None else show(value)
+            raw = "" if value is None else value
+            cells.append(f"<td data-v='{_attr(raw)}'>{html.escape(shown)}</td>")
         error = f" title='{_attr(c.error)}'" if c.error else ""
-        rows.append(f"<tr{error}>{cells}</tr>")
-    header = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+        rows.append(f"<tr{error}>{''.join(cells)}</tr>")
+    header = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in columns)
     return (f"<table class='sortable'><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from slimkit.core.objectives import OBJECTIVES
 from slimkit.core.runs import Candidate, Run
-from slimkit.report.format import (
+from slimkit.measure.format import (
     fmt_bytes,
     fmt_count,
     fmt_delta,

@@ -89,13 +89,15 @@ def last_failure(study: optuna.Study) -> str:
     return str(failed[-1].user_attrs.get("error", "unknown"))[:200] if failed else "-"
 
 
-def status(study: optuna.Study) -> str:
-    """A progress bar's text: the best value (or the Pareto front's size) and failures."""
+def status(study: optuna.Study, shown: Callable[[float], str] | None = None) -> str:
+    """A progress bar's text: the best value (``shown`` gives it its unit, e.g. ``val accuracy
+    97.20%``), or the Pareto front's size, and failures."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     states = [t.state.name.lower() for t in done]
     counts = ", ".join(f"{states.count(s)} {s}" for s in ("pruned", "fail") if s in states)
     try:
-        best = (f"best {study.best_value:.4f}" if len(study.directions) == 1
+        best = ((f"best {shown(study.best_value)}" if shown else f"best {study.best_value:.4g}")
+                if len(study.directions) == 1
                 else f"{len(study.best_trials)} on the Pareto front")
     except ValueError:  # no complete trial yet
         best = "no complete trial yet"
@@ -103,7 +105,8 @@ def status(study: optuna.Study) -> str:
 
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], Any],
-               limits: StudyLimits, progress: bool = False) -> None:
+               limits: StudyLimits, progress: bool = False,
+               shown: Callable[[float], str] | None = None) -> None:
     """Run trials until ``limits.trial_budget`` are complete or pruned (across every worker), the
     timeout passes, or a grid is exhausted. While the rest of the budget is in flight in other
     workers this one waits, and retries what a dead worker left (heartbeats fail its trial)."""
@@ -112,7 +115,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], Any],
     stop_at_budget = optuna.study.MaxTrialsCallback(
         budget, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
     with CountProgress(budget, f"study {study.study_name}", enabled=progress) as bar:
-        bar.set(counted(study), status(study))
+        bar.set(counted(study), status(study, shown))
         while counted(study) < budget:
             if len(failures(study)) >= FAILURES_PER_TRIAL * budget + 10:
                 raise TechniqueError(f"{len(failures(study))} trials of {study.study_name} "
@@ -128,4 +131,4 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], Any],
                 continue
             study.optimize(objective, n_trials=1, timeout=left, callbacks=[stop_at_budget],
                            catch=(Exception,), gc_after_trial=False)
-            bar.set(counted(study), status(study))
+            bar.set(counted(study), status(study, shown))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +32,7 @@ from slimkit.core.studies import (
     resume_sampler,
     upload,
 )
+from slimkit.measure.format import fmt_metric, fmt_ms
 from slimkit.measure.profile import onnx_latency
 from slimkit.measure.timing import ProfileSettings
 from slimkit.models import MODEL_FILE, build_model, find_family, save_model
@@ -180,9 +183,10 @@ def study_summary(study: optuna.Study, config: TuneConfig) -> dict[str, Any]:
                                     for t in study.best_trials]
     try:
         target = None if len(config.objectives) == 1 else (lambda t: t.values[0])
-        summary["importances"] = {
-            k: round(v, 6) for k, v in optuna.importance.get_param_importances(
-                study, target=target).items()}
+        with warnings.catch_warnings():  # "too few trials": the importances say so (equal)
+            warnings.simplefilter("ignore", UserWarning)
+            importances = optuna.importance.get_param_importances(study, target=target)
+        summary["importances"] = {k: round(v, 6) for k, v in importances.items()}
     except Exception:  # fewer than two finished trials, a single parameter value, ...
         summary["importances"] = {}
     return summary
@@ -211,6 +215,15 @@ def resume_study(study: optuna.Study, config: TuneConfig, seed: int) -> None:
     (as in an uninterrupted study) instead of drawing the measured points again."""
     recover_interrupted(study)
     study.sampler = tune_sampler(config, seed, study)
+
+
+def best_text(config: TuneConfig, metric: str) -> Callable[[float], str] | None:
+    """How the progress line shows a single-objective study's best value, with its unit."""
+    if config.objectives == ["accuracy"]:
+        return lambda value: f"val {metric} {fmt_metric(value, metric)}"
+    if config.objectives == ["latency"]:
+        return lambda value: f"latency {fmt_ms(value)}"
+    return None
 
 
 def best_values(study: optuna.Study, config: TuneConfig) -> dict[str, Any]:
@@ -244,7 +257,8 @@ class Tune(Technique):
         resume_study(study, config, context.seed)
         objective = TuneObjective(config, spec, context.task, context.seed,
                               context.run_dir / "artifacts", context.settings)
-        run_trials(study, objective, config, progress=context.progress)
+        run_trials(study, objective, config, progress=context.progress,
+                   shown=best_text(config, context.task.metric))
         study.set_user_attr("finished", True)  # workers looking for a study skip this one
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
             raise TechniqueError(f"tune: no trial completed ({last_failure(study)})")
@@ -272,7 +286,8 @@ class Tune(Technique):
                                   ProfileSettings(**attrs.get("profile", {})))
         recover_interrupted(study)
         before = {t.number for t in study.trials}
-        run_trials(study, objective, config, progress=progress)
+        run_trials(study, objective, config, progress=progress,
+                   shown=best_text(config, task.metric))
         mine = [t for t in study.trials if t.number not in before
                 and t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
         return {"ran": len(mine), "counted": counted(study), "budget": config.trial_budget}

@@ -27,6 +27,7 @@ from slimkit.core.studies import (
     resume_sampler,
     upload,
 )
+from slimkit.measure.format import fmt_metric, fmt_objective
 from slimkit.measure.timing import ProfileSettings
 from slimkit.pipeline.engine import (
     baseline_model,
@@ -290,9 +291,12 @@ class Optimizer:
         feasible = [r for r in ok if (r["constraint"] or 0.0) <= 0]
         text = f"{len(ok)} trials, {len(feasible)} feasible"
         if feasible:
-            minimize = OBJECTIVES[self.config.objective].direction == "minimize"
+            objective = self.config.objective
+            minimize = OBJECTIVES[objective].direction == "minimize"
             best = (min if minimize else max)(feasible, key=lambda r: r["values"][1])
-            text += f", best {best['values'][1]:.4g} ({best['chain']})"
+            metric = self.task.metric
+            text += (f", best {fmt_objective(objective, best['values'][1])} at val {metric} "
+                     f"{fmt_metric(best['values'][0], metric)}: {best['chain']}")
         return text
 
     def record(self, study: optuna.Study) -> None:

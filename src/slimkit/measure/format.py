@@ -1,4 +1,5 @@
-"""Number formatting shared by the terminal tables and the HTML report."""
+"""Number formatting shared by the terminal tables, progress lines and the HTML report: units,
+thousands separators, a fixed number of digits per kind of value."""
 
 from __future__ import annotations
 
@@ -65,3 +66,11 @@ def fmt_ratio(base: float | None, value: float | None, higher_is_better: bool,
     """``3.10x faster``: the ratio of ``value`` to ``base`` (``-`` when one is missing)."""
     r = ratio(base, value, higher_is_better)
     return "-" if r is None else f"{r:.2f}x{word}"
+
+
+def fmt_objective(objective: str, value: float | None) -> str:
+    """A value of an ``--objective`` with its unit: ``0.013 ms``, ``21.4 KB``, ``14,009/s``."""
+    shown = {"latency": fmt_ms, "size": fmt_bytes, "throughput": fmt_rate}.get(objective)
+    if shown is None:
+        return "-" if value is None else f"{value:.4g}"
+    return shown(value)
