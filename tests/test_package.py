@@ -1,5 +1,6 @@
 """slimkit installs as a package: a wheel built from this tree, installed apart from the source
-tree, runs the command line from another folder (built-in tasks and a baseline)."""
+tree, runs the command line from another folder (built-in tasks, a baseline with its report,
+the examples copied out of the package)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,6 @@ def test_a_wheel_installed_apart_from_the_source_runs(tmp_path: Path) -> None:
     assert (elsewhere / "run" / "run.json").is_file()
     assert (elsewhere / "run" / "report.html").stat().st_size > 10_000
     assert (target / "bin" / "slimkit").is_file()  # the console script
+    assert "files to ex" in slimkit("examples", "--to", "ex")  # out of the wheel
+    assert (elsewhere / "ex" / "byo" / "recipe.yaml").is_file()
+    assert (elsewhere / "ex" / "recipes" / "tree.yaml").is_file()

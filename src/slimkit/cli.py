@@ -472,6 +472,27 @@ def serve(
 
 
 @app.command()
+def examples(
+    to: Annotated[Path, typer.Option(help="a new folder to copy them into")] = Path(
+        "slimkit-examples"),
+) -> None:
+    """Copy the examples (recipes, your-own-model files, Hugging Face helpers) into a folder,
+    from the installed package."""
+    import shutil
+    from importlib.resources import as_file, files
+
+    if to.exists():
+        raise SlimkitError(f"--to {to}: already exists; give a new folder")
+    if not to.parent.is_dir():
+        raise SlimkitError(f"--to {to}: folder {to.parent} does not exist; create it first")
+    with as_file(files("slimkit") / "examples") as source:
+        shutil.copytree(source, to, ignore=shutil.ignore_patterns("__pycache__"))
+    names = sorted(str(p.relative_to(to)) for p in to.rglob("*") if p.is_file())
+    console.print(f"wrote {len(names)} files to {to}: {', '.join(names)}")
+    console.print(f"try: slimkit run {to}/recipes/tree.yaml --out runs/tree")
+
+
+@app.command()
 def tasks() -> None:
     """List the built-in tasks."""
     from slimkit.tasks import TASKS

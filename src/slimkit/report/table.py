@@ -376,9 +376,11 @@ def summary_lines(run: Run, folder: str) -> list[str]:
         lines = [f"Nothing was selected: no candidate meets {_constraint_words(run)}."]
     else:
         label = chosen.params.get("chain") or chosen.technique
+        among = (f"the {len(feasible)} candidate(s) that meet {_constraint_words(run)}"
+                 if any(v is not None for v in run.constraints.values())
+                 else f"the {len(feasible)} candidate(s) (no constraint set)")
         lines = [f"Selected {chosen.id} ({label}): {OBJECTIVE_WORDS.get(objective, objective)} "
-                 f"of the {len(feasible)} candidate(s) that meet {_constraint_words(run)} "
-                 f"(judged on val; test only reports)."]
+                 f"of {among} (judged on val; test only reports)."]
         if run.baseline is not None and chosen.id != run.baseline.id:
             lines.append(f"Against the baseline {run.baseline.id}: "
                          f"{_gains(chosen, run.baseline, run.metric_name)}.")
