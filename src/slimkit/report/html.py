@@ -160,8 +160,8 @@ def pareto_figure(run: Run) -> go.Figure:
             hovertext=[f"trial {t['number']}: {t['chain']}" for t in trials]))
     fig.update_layout(xaxis_title="onnxruntime latency p50, batch 1 (ms, log)",
                       yaxis_title=f"val {metric}", xaxis_type="log", template="plotly_white",
-                      legend={"orientation": "h"})
-    return fig
+                      legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
+    return fig  # the legend above the plot: below, it covers the axis title
 
 
 def lineage(run: Run) -> str:
