@@ -135,9 +135,11 @@ def test_baseline_show_profile_export(capsys, tmp_path: Path) -> None:
 
 def test_listing_commands_read_the_registries(capsys) -> None:
     code, out, _ = _cli(capsys, "tasks")
-    assert code == 0 and "mnist1d" in out and "digits" in out
+    assert code == 0 and "mnist1d" in out and "digits" in out and "forecast" in out
     code, out, _ = _cli(capsys, "models")
-    assert code == 0 and all(name in out for name in ("mlp", "cnn1d", "cnn2d", "dropout="))
+    assert code == 0 and all(name in out for name in ("mlp", "cnn1d", "cnn2d", "dropout=", "gru",
+                                                      "lstm", "tcn", "transformer"))
+    assert "rows=true" in out  # sequence families read images only by their rows
 
 
 def test_techniques_document_every_parameter(capsys) -> None:

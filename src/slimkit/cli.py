@@ -522,6 +522,8 @@ def models() -> None:
         family = MODELS.get(name)
         params = ", ".join(f"{k}={f.default}" for k, f in family.config.model_fields.items())
         ranks = "/".join(f"{r}-d" for r in family.input_ranks)
+        if "rows" in family.config.model_fields:  # sequence families: images by their rows
+            ranks = "2-d; 3-d with rows=true"
         table.add_row(name, family.description, ranks, params)
     from slimkit.models.hf import HFConfig
 

@@ -19,10 +19,15 @@ def test_every_model_builds_for_its_input_ranks(name: str) -> None:
     family = MODELS.get(name)
     assert "dropout" in family.config.model_fields
     for rank in family.input_ranks:
-        model = build_model(name, {"dropout": 0.2}, SHAPES[rank], 7)
+        model = build_model(name, {"dropout": 0.2, **_rows(family, rank)}, SHAPES[rank], 7)
         out = model.eval()(torch.randn(3, *SHAPES[rank]))
         assert out.shape == (3, 7)
         assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in model.modules())
+
+
+def _rows(family: ModelFamily, rank: int) -> dict[str, bool]:
+    """A sequence family reads images by their rows only when asked."""
+    return {"rows": True} if rank == 3 and "rows" in family.config.model_fields else {}
 
 
 @pytest.mark.parametrize("name", MODELS.names())
@@ -49,8 +54,9 @@ def test_wrong_input_rank_is_a_clear_error() -> None:
 
 def test_unknown_model_lists_choices() -> None:
     with pytest.raises(ModelError,
-                       match="unknown model 'resnet'; choose one of: cnn1d, cnn2d, "
-                             "efficientnet, minilm, mlp, mobilenet"):
+                       match=r"unknown model 'resnet'; choose one of: cnn1d, cnn2d, "
+                             r"efficientnet, gru, lstm, minilm, mlp, mobilenet, "
+                             r"(python:\S+, )*tcn, transformer"):  # python: objects made here
         build_model("resnet", {}, (1, 40), 10)
 
 
@@ -73,15 +79,15 @@ def test_every_family_builds_runs_exports_and_round_trips(name: str, tmp_path) -
     rank = family.input_ranks[-1]
     x = _example(family, rank)
     outputs = family.outputs or 5
-    model = build_model(name, TINY_ARGS.get(name, {}), tuple(x.shape[1:]), outputs,
-                        family.input_dtype).eval()
+    args = {**TINY_ARGS.get(name, {}), **_rows(family, rank)}
+    model = build_model(name, args, tuple(x.shape[1:]), outputs, family.input_dtype).eval()
     with torch.no_grad():
         expected = model(x).numpy()
     assert expected.shape == (len(x), outputs) and np.isfinite(expected).all()
     parity = export_onnx(model, tuple(x.shape[1:]), tmp_path / "model.onnx", x.numpy())
     assert parity["max_abs_diff"] <= 1e-4
     np.testing.assert_allclose(run_onnx(tmp_path / "model.onnx", x.numpy()), expected, atol=1e-4)
-    spec = {"family": name, "args": model_config(name, TINY_ARGS.get(name, {})).model_dump(),
+    spec = {"family": name, "args": model_config(name, args).model_dump(),
             "input_shape": list(x.shape[1:]), "num_classes": outputs,
             "input_dtype": family.input_dtype}
     save_model(tmp_path / "model.pt", model, spec)

@@ -65,7 +65,7 @@ def _with(path: str, value: object, base: dict | None = None) -> dict:
     ("seed", "zero", r"^seed: input should be a valid integer"),
     ("version", 2, r"^version: input should be 1, got 2"),
     ("task", "imagenet", r"^task: unknown task 'imagenet'; choose one of: diabetes, digits, "
-                             r"minilm-embed, minilm-embed-small, mnist1d, custom"),
+                             r"forecast, minilm-embed, minilm-embed-small, mnist1d, custom"),
     ("steps.1.technique", "magic", r"^steps\[1\]\.technique: unknown technique 'magic'"),
     ("steps.0.params.epochs", -1, r"^steps\[0\]\.params\.epochs: input should be greater than"),
     ("steps.0.params.ratio", 1.5, r"^steps\[0\]\.params\.ratio: unknown parameter; allowed:"),

@@ -41,14 +41,16 @@ REDUCED_CHECKS = {"classification": "class_agreement", "embedding": "cosine",
 SETTINGS = ProfileSettings(**FAST_PROFILE)
 
 
-def make_parent(task: Task, folder: Path) -> Candidate:
+def make_parent(task: Task, folder: Path, family: str = PARENT_FAMILY,
+                family_args: dict[str, Any] | None = None, epochs: int = 2) -> Candidate:
     """A trained, exported and measured ``c0`` in ``folder``, as the engine makes one."""
     torch.manual_seed(0)
-    args = model_config(PARENT_FAMILY, PARENT_ARGS).model_dump()
-    model = build_model(PARENT_FAMILY, args, task.input_shape, task.num_classes)
-    train = TrainConfig(epochs=2)
+    args = model_config(family, PARENT_ARGS if family_args is None else family_args
+                        ).model_dump()
+    model = build_model(family, args, task.input_shape, task.num_classes)
+    train = TrainConfig(epochs=epochs)
     result = fit(model, task, train, seed=0, progress=False)
-    spec = {"family": PARENT_FAMILY, "args": args, "input_shape": list(task.input_shape),
+    spec = {"family": family, "args": args, "input_shape": list(task.input_shape),
             "num_classes": task.num_classes, "input_dtype": task.input_dtype}
     return materialize("c0", None, "train", train.model_dump(), model, spec, task, folder,
                        SETTINGS, training=result.to_dict())

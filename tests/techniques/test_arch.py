@@ -85,3 +85,69 @@ def test_a_fixed_architecture_is_trained_without_a_study(tmp_path: Path) -> None
     assert found.status == "ok", found.error
     assert found.model["family"] == "mobilenet" and found.model["args"]["depth"] == 1
     assert "pareto" not in found.params and not (run.path / "study.db").exists()
+
+
+def test_arch_searches_across_families_and_skips_those_that_cannot_read_the_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = {"version": 1, "task": "mnist1d", "seed": 0, "profile": FAST_PROFILE,
+              "baseline": {"model": "cnn1d", "model_args": {"width": 16, "depth": 1},
+                           "train": {"epochs": 1}},
+              "steps": [{"technique": "arch", "params": {
+                  "trials": 3, "families": ["cnn2d", "gru", "tcn", "transformer"],
+                  "spaces": {"gru": {"width": [8]}, "tcn": {"width": [8], "depth": [1]},
+                             "transformer": {"width": [16], "depth": [1], "heads": [2],
+                                             "patch": [8]}},
+                  "sampler": "random", "train": {"epochs": 1}, "max_latency_ratio": None}}]}
+    run = slimkit.run_recipe(recipe, tmp_path / "run", progress=False)
+    found = run.candidate("c1")
+    assert found.status == "ok", found.error
+    assert found.params["families_searched"] == ["gru", "tcn", "transformer"]
+    assert "cnn2d" in found.params["families_skipped"]  # images only: mnist1d is a signal
+    assert "arch: cnn2d skipped: model 'cnn2d' takes 3-d inputs" in capsys.readouterr().err
+    tried = {t["model"]["family"] for t in found.params["trials"]}
+    assert set(found.params["family_fronts"]) == tried
+    numbers = {t["number"]: t["model"]["family"] for t in found.params["trials"]}
+    for family, front in found.params["family_fronts"].items():
+        assert front and all(numbers[n] == family for n in front)
+    assert found.model["family"] in tried
+
+
+def test_on_images_the_sequence_families_need_rows() -> None:
+    from slimkit.techniques.arch import ArchConfig, usable_families
+
+    families = ["cnn1d", "cnn2d", "gru", "transformer"]
+    usable, skipped = usable_families(ArchConfig(families=families), (1, 8, 8), 10)
+    assert usable == ["cnn2d"] and "set rows: true" in skipped["gru"]
+    assert "takes 2-d inputs" in skipped["cnn1d"]
+    usable, _ = usable_families(ArchConfig(families=families, rows=True), (1, 8, 8), 10)
+    assert usable == ["cnn2d", "gru", "transformer"]
+
+
+def test_a_searched_chain_can_choose_any_family_that_reads_the_input() -> None:
+    import optuna
+
+    from slimkit.techniques import PrefixedTrial, SearchSpec
+    from slimkit.techniques.arch import Arch
+
+    spec = SearchSpec(model={"family": "cnn1d", "args": {}, "input_shape": [1, 40],
+                             "num_classes": 10, "input_dtype": "float32"}, train={"epochs": 1})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    chosen = set()
+    for _ in range(60):
+        trial = study.ask()
+        config = Arch.search_space(PrefixedTrial(trial, "arch."), spec)
+        chosen.add(config.architecture.family)
+        study.tell(trial, 0.0)
+    assert chosen == {"cnn1d", "mobilenet", "efficientnet", "gru", "lstm", "tcn", "transformer"}
+
+
+def test_a_family_space_names_known_arguments() -> None:
+    from slimkit.core.errors import RecipeError
+    from slimkit.core.validation import validate
+    from slimkit.techniques.arch import ArchConfig
+
+    for spaces, message in (({"gru": {"hidden": [8]}}, r"gru\.hidden: not a parameter of gru"),
+                            ({"resnet": {"width": [8]}}, r"'resnet': not a family"),
+                            ({"tcn": {"width": []}}, r"tcn\.width: give at least one")):
+        with pytest.raises(RecipeError, match=message):
+            validate(ArchConfig, {"spaces": spaces}, prefix="steps[0].params", error=RecipeError)

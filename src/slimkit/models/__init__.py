@@ -1,6 +1,14 @@
 """Model families. Importing this package registers them."""
 
-from slimkit.models import cnn, minilm, mlp, mobile  # noqa: F401  (registers the families)
+from slimkit.models import (  # noqa: F401  (registers the families)
+    cnn,
+    minilm,
+    mlp,
+    mobile,
+    recurrent,
+    tcn,
+    transformer,
+)
 from slimkit.models.base import MODELS, ModelConfig, ModelFamily, register_model
 from slimkit.models.build import build_model, model_args, model_config
 from slimkit.models.hf import is_hf

@@ -28,8 +28,9 @@ Builder = Callable[[Any, tuple[int, ...], int], nn.Module]
 @dataclass(frozen=True)
 class ModelFamily:
     """A registered family: its config schema, builder, the input ranks it accepts and the
-    dtype of its inputs (``int64``: token ids, 0 = padding) and, for a family whose output
-    width is fixed (a pretrained encoder), that width."""
+    dtype of its inputs (``int64``: token ids, 0 = padding), for a family whose output
+    width is fixed (a pretrained encoder) that width, and the choices ``arch`` searches for
+    each argument (``None``: not searched by its registered space)."""
 
     name: str
     config: type[ModelConfig]
@@ -38,6 +39,7 @@ class ModelFamily:
     description: str
     input_dtype: str = "float32"
     outputs: int | None = None
+    search: dict[str, list[Any]] | None = None
 
 
 MODELS: Registry[ModelFamily] = Registry("model", ModelError)
@@ -46,12 +48,14 @@ MODELS: Registry[ModelFamily] = Registry("model", ModelError)
 def register_model(
     name: str, config: type[ModelConfig], input_ranks: tuple[int, ...], description: str,
     input_dtype: str = "float32", outputs: int | None = None,
+    search: dict[str, list[Any]] | None = None,
 ) -> Callable[[Builder], Builder]:
-    """Register ``build(config, input_shape, num_classes) -> nn.Module`` as family ``name``."""
+    """Register ``build(config, input_shape, num_classes) -> nn.Module`` as family ``name``
+    (``search``: the argument choices ``arch`` tries for it)."""
 
     def decorate(build: Builder) -> Builder:
         MODELS.register(name)(ModelFamily(name, config, build, input_ranks, description,
-                                          input_dtype, outputs))
+                                          input_dtype, outputs, search))
         return build
 
     return decorate

@@ -25,7 +25,8 @@ def _head(features: int, dropout: float, num_classes: int) -> list[nn.Module]:
     return [nn.Flatten(), nn.Dropout(dropout), nn.Linear(features, num_classes)]
 
 
-@register_model("cnn1d", Cnn1dConfig, input_ranks=(2,), description="1-D CNN (conv-BN-ReLU)")
+@register_model("cnn1d", Cnn1dConfig, input_ranks=(2,), description="1-D CNN (conv-BN-ReLU)",
+                search={"width": [16, 32, 64, 128], "depth": [1, 2, 3], "kernel_size": [3, 5]})
 def build_cnn1d(config: Cnn1dConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     channels, length = input_shape
     layers: list[nn.Module] = []
@@ -43,7 +44,8 @@ def build_cnn1d(config: Cnn1dConfig, input_shape: tuple[int, ...], num_classes: 
     return nn.Sequential(*layers)
 
 
-@register_model("cnn2d", Cnn2dConfig, input_ranks=(3,), description="2-D CNN (VGG-style stages)")
+@register_model("cnn2d", Cnn2dConfig, input_ranks=(3,), description="2-D CNN (VGG-style stages)",
+                search={"width": [8, 16, 32], "depth": [1, 2]})
 def build_cnn2d(config: Cnn2dConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     channels, height, width = input_shape
     layers: list[nn.Module] = []

@@ -1,6 +1,12 @@
 """Built-in tasks. Importing this package registers them."""
 
-from slimkit.tasks import diabetes, digits, minilm, mnist1d  # noqa: F401  (registers them)
+from slimkit.tasks import (  # noqa: F401  (registers them)
+    diabetes,
+    digits,
+    forecast,
+    minilm,
+    mnist1d,
+)
 from slimkit.tasks.base import (
     CUSTOM,
     TASKS,

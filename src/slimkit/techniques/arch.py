@@ -1,25 +1,34 @@
-"""``arch``: search an efficient architecture (MobileNet- or EfficientNet-style) for the task.
+"""``arch``: search the architecture for the task, across model families.
 
-A multi-objective Optuna study over family, width, depth, kernel size and expansion, on
-(val metric, measured onnxruntime latency at batch 1). Each trial trains a student, by default
-distilled from the parent as teacher. Architectures measured slower than the parent are
-dropped; of the rest on the Pareto front, the most accurate is retrained as the candidate and
-the whole front is recorded. With ``architecture`` given there is no study: that student is
-trained (how a search over technique chains uses ``arch``: one architecture per trial).
+A multi-objective Optuna study over the family (convolutional, efficient, recurrent,
+temporal-convolutional, attention) and its arguments, on (val metric, measured onnxruntime
+latency at batch 1). Families that cannot read the task's input (a GRU on images, unless
+``rows`` reads their rows as a sequence) are skipped, with the reason printed and recorded.
+Each trial trains a student, by default distilled from the parent as teacher. Architectures
+measured slower than the parent are dropped; of the rest on the Pareto front, the most
+accurate is retrained as the candidate, and the whole front and each family's own front are
+recorded. With ``architecture`` given there is no study: that student is trained (how a search
+over technique chains uses ``arch``: one architecture per trial).
+
+MobileNet/EfficientNet-style students use this config's ``width_mult``, ``depth``,
+``kernel_size``, ``expansion``, ``head`` and ``phi``; every other family the choices it
+registered (``slimkit models``), overridden by ``spaces``.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import optuna
 import torch
 from pydantic import Field, field_validator
 
-from slimkit.core.errors import TechniqueError
+from slimkit.core.console import err_console
+from slimkit.core.errors import ModelError, TechniqueError
 from slimkit.core.runs import Candidate
 from slimkit.core.studies import (
     default_url,
@@ -29,7 +38,7 @@ from slimkit.core.studies import (
     resume_sampler,
 )
 from slimkit.measure.profile import onnx_latency
-from slimkit.models import build_model, model_config
+from slimkit.models import MODELS, build_model, model_config
 from slimkit.techniques.base import (
     Context,
     PrefixedTrial,
@@ -43,14 +52,17 @@ from slimkit.techniques.budgeted import StudyLimits, recorded, run_trials, start
 from slimkit.training import TrainConfig, fit
 from slimkit.training.distill import DistillationLoss
 
-FAMILIES = ("mobilenet", "efficientnet")
-INPUT_RANKS = (2, 3)  # the efficient families take channels-first signals or images
+EFFICIENT = ("mobilenet", "efficientnet")  # searched with this config's own fields
+Family = Literal["cnn1d", "cnn2d", "mobilenet", "efficientnet", "gru", "lstm", "tcn",
+                 "transformer"]
+FAMILIES: tuple[str, ...] = get_args(Family)
+INPUT_RANKS = (2, 3)  # every family here takes channels-first signals or images
 
 
 class Architecture(TechniqueConfig):
     """One student architecture: a family and its arguments."""
 
-    family: Literal["mobilenet", "efficientnet"]
+    family: Family
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -60,17 +72,24 @@ class ArchConfig(StudyLimits):
     architecture: Architecture | None = Field(
         None, description="train this architecture instead of searching one")
 
-    families: list[Literal["mobilenet", "efficientnet"]] = Field(
+    families: list[Family] = Field(
         default_factory=lambda: list(FAMILIES), min_length=1,
-        description="architecture families to search")
+        description="architecture families to search (those that cannot read the task's "
+                    "input are skipped, with the reason)")
+    rows: bool = Field(False, description="images: let the sequence families (gru, lstm, tcn, "
+                                          "transformer) read their rows as a sequence")
+    spaces: dict[str, dict[str, list[Any]]] = Field(
+        default_factory=dict, description="per family, argument choices replacing its "
+                                          "registered ones (e.g. {gru: {width: [32, 64]}})")
     width_mult: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
-                                    min_length=1, description="width multipliers to try")
+                                    min_length=1,
+                                    description="mobilenet/efficientnet: width multipliers")
     depth: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1,
-                             description="numbers of stages to try")
+                             description="mobilenet/efficientnet: stages to try")
     kernel_size: list[int] = Field(default_factory=lambda: [3, 5, 7], min_length=1,
-                                   description="depthwise kernel sizes to try")
+                                   description="mobilenet/efficientnet: depthwise kernel sizes")
     expansion: list[int] = Field(default_factory=lambda: [2, 4, 6], min_length=1,
-                                 description="inverted-residual expansion ratios to try")
+                                 description="mobilenet/efficientnet: expansion ratios")
     head: list[Literal["pool", "flatten"]] = Field(
         default_factory=lambda: ["flatten", "pool"], min_length=1,
         description="classifier heads to try: global pooling or flatten")
@@ -96,24 +115,99 @@ class ArchConfig(StudyLimits):
             raise ValueError(f"kernel sizes must be odd and positive, got {even}")
         return value
 
+    @field_validator("spaces")
+    @classmethod
+    def _known_arguments(cls, value: dict[str, dict[str, list[Any]]]
+                         ) -> dict[str, dict[str, list[Any]]]:
+        for family, space in value.items():
+            if family not in FAMILIES or family in EFFICIENT:
+                allowed = ", ".join(f for f in FAMILIES if f not in EFFICIENT)
+                raise ValueError(f"{family!r}: not a family with a registered space; allowed: "
+                                 f"{allowed} (mobilenet/efficientnet use width_mult, depth, ...)")
+            fields = MODELS.get(family).config.model_fields
+            for name, choices in space.items():
+                if name not in fields:
+                    raise ValueError(f"{family}.{name}: not a parameter of {family}; allowed: "
+                                     f"{', '.join(fields)}")
+                if not choices:
+                    raise ValueError(f"{family}.{name}: give at least one choice")
+        return value
+
     @property
     def trial_budget(self) -> int:
         """Complete trials to run (the name ``run_trials`` reads)."""
         return self.trials
 
 
-def sample_architecture(trial: optuna.Trial | PrefixedTrial, config: ArchConfig
+def family_space(family: str, config: ArchConfig) -> dict[str, list[Any]]:
+    """The argument choices searched for a non-efficient ``family``."""
+    registered = MODELS.get(family).search or {}
+    return {**registered, **config.spaces.get(family, {})}
+
+
+def fixed_args(family: str, config: ArchConfig, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Arguments not searched: ``rows`` for a sequence family on images, when asked."""
+    fields = MODELS.get(family).config.model_fields
+    return {"rows": True} if "rows" in fields and config.rows and len(input_shape) == 3 else {}
+
+
+def usable_families(config: ArchConfig, input_shape: tuple[int, ...], outputs: int
+                    ) -> tuple[list[str], dict[str, str]]:
+    """(families that build for this input, {family: why not} for the rest), by building each
+    family's default model: the same check as every model build."""
+    usable, skipped = [], {}
+    for family in config.families:
+        try:
+            build_model(family, fixed_args(family, config, input_shape), input_shape, outputs)
+        except ModelError as err:
+            skipped[family] = str(err)
+        else:
+            usable.append(family)
+    if not usable:
+        reasons = "; ".join(f"{f}: {why}" for f, why in skipped.items())
+        raise TechniqueError(f"arch: no family in arch.families reads this input ({reasons})")
+    return usable, skipped
+
+
+def sample_architecture(trial: optuna.Trial | PrefixedTrial, config: ArchConfig,
+                        families: list[str], input_shape: tuple[int, ...]
                         ) -> tuple[str, dict[str, Any]]:
-    """(family, model args) for one trial of ``config``'s space."""
-    family = trial.suggest_categorical("family", config.families)
-    args = {"width_mult": trial.suggest_categorical("width_mult", config.width_mult),
-            "depth": trial.suggest_categorical("depth", config.depth),
-            "kernel_size": trial.suggest_categorical("kernel_size", config.kernel_size),
-            "expansion": trial.suggest_categorical("expansion", config.expansion),
-            "head": trial.suggest_categorical("head", config.head)}
-    if family == "efficientnet":
-        args["phi"] = trial.suggest_categorical("phi", config.phi)
+    """(family, model args) for one trial of ``config``'s space over ``families``. The
+    efficient families keep their unprefixed parameter names; the others are named
+    ``family.argument`` (each family's choices are its own distribution)."""
+    family = trial.suggest_categorical("family", families)
+    if family in EFFICIENT:
+        args = {"width_mult": trial.suggest_categorical("width_mult", config.width_mult),
+                "depth": trial.suggest_categorical("depth", config.depth),
+                "kernel_size": trial.suggest_categorical("kernel_size", config.kernel_size),
+                "expansion": trial.suggest_categorical("expansion", config.expansion),
+                "head": trial.suggest_categorical("head", config.head)}
+        if family == "efficientnet":
+            args["phi"] = trial.suggest_categorical("phi", config.phi)
+    else:
+        args = {name: trial.suggest_categorical(f"{family}.{name}", choices)
+                for name, choices in family_space(family, config).items()}
+        args.update(fixed_args(family, config, input_shape))
     return family, model_config(family, args).model_dump()
+
+
+@functools.lru_cache(maxsize=32)
+def _default_families(input_shape: tuple[int, ...], outputs: int) -> list[str]:
+    """The default families that read ``input_shape`` (built once per shape)."""
+    return usable_families(ArchConfig(), input_shape, outputs)[0]
+
+
+def family_fronts(study: optuna.Study) -> dict[str, list[int]]:
+    """Each family's own Pareto front (trial numbers), by Optuna's non-dominated sort on a
+    study of that family's trials alone."""
+    fronts = {}
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for family in sorted({t.params["family"] for t in complete}):
+        mine = [t for t in complete if t.params["family"] == family]
+        alone = optuna.create_study(directions=study.directions)
+        alone.add_trials(mine)  # numbered 0.. in the order added
+        fronts[family] = sorted(mine[t.number].number for t in alone.best_trials)
+    return fronts
 
 
 def train_student(family: str, args: dict[str, Any], teacher: torch.nn.Module | None,
@@ -145,8 +239,9 @@ class ArchObjective:
     """One trial: sample an architecture, train it, measure it; (val metric, latency ms)."""
 
     def __init__(self, config: ArchConfig, context: Context,
-                 teacher: torch.nn.Module | None) -> None:
+                 teacher: torch.nn.Module | None, families: list[str]) -> None:
         self.config, self.context, self.teacher = config, context, teacher
+        self.families = families
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         return recorded(trial, lambda: self._run(trial))
@@ -154,7 +249,8 @@ class ArchObjective:
     def _run(self, trial: optuna.Trial) -> tuple[float, float]:
         start = time.perf_counter()
         start_trial(trial, self.config.trial_budget)
-        family, args = sample_architecture(trial, self.config)
+        family, args = sample_architecture(trial, self.config, self.families,
+                                           self.context.task.input_shape)
         student, result = train_student(family, args, self.teacher, self.config, self.context,
                                         "arch", progress=False)
         with tempfile.TemporaryDirectory(prefix="slimkit-arch-") as tmp:
@@ -168,11 +264,11 @@ class ArchObjective:
 
 @register_technique
 class Arch(Technique):
-    """Search an efficient student; the most accurate Pareto architecture not slower than the
-    parent is retrained as the candidate."""
+    """Search the architecture across families; the most accurate Pareto architecture not
+    slower than the parent is retrained as the candidate."""
 
     name = "arch"
-    description = "multi-objective search of a MobileNet/EfficientNet-style student (acc, latency)"
+    description = "multi-objective search of the architecture across families (acc, latency)"
     Config = ArchConfig
     role = "compress"
 
@@ -184,7 +280,12 @@ class Arch(Technique):
                                model_config(config.architecture.family,
                                             config.architecture.args).model_dump(),
                                teacher, context, {})
-        study = self._study(teacher, context)
+        families, skipped = usable_families(config, context.task.input_shape,
+                                            context.task.num_classes)
+        for family, why in skipped.items():
+            err_console.print(f"arch: {family} skipped: {why}", highlight=False,
+                              soft_wrap=True)
+        study = self._study(teacher, context, families)
         parent_latency = parent.latency_ms()
         if parent_latency is None:
             raise TechniqueError(f"arch: the parent {parent.id} has no onnxruntime latency")
@@ -198,6 +299,8 @@ class Arch(Technique):
         sign = 1.0 if context.task.direction == "maximize" else -1.0
         best = max(kept, key=lambda t: (sign * t.values[0], -t.values[1]))
         found = {"best_trial": best.number, "parent_latency_ms": parent_latency,
+                 "families_searched": families, "families_skipped": skipped,
+                 "family_fronts": family_fronts(study),
                  "pareto": [{"number": t.number, "values": t.values,
                              "model": t.user_attrs.get("model"),
                              "dropped_as_slower": t not in kept} for t in front],
@@ -207,7 +310,8 @@ class Arch(Technique):
         model = best.user_attrs["model"]
         return self._train(model["family"], model["args"], teacher, context, found)
 
-    def _study(self, teacher: torch.nn.Module | None, context: Context) -> optuna.Study:
+    def _study(self, teacher: torch.nn.Module | None, context: Context,
+               families: list[str]) -> optuna.Study:
         """The multi-objective study of this step, run to its budget (resumable)."""
         config: ArchConfig = self.config  # type: ignore[assignment]
         study = optuna.create_study(
@@ -218,7 +322,7 @@ class Arch(Technique):
         study.set_user_attr("slimkit_arch", {"task": context.task.name, "seed": context.seed})
         recover_interrupted(study)
         study.sampler = resume_sampler(config.sampler, context.seed, study)  # no repeated draws
-        run_trials(study, ArchObjective(config, context, teacher), config,
+        run_trials(study, ArchObjective(config, context, teacher, families), config,
                    progress=context.progress)
         study.set_user_attr("finished", True)
         return study
@@ -237,13 +341,17 @@ class Arch(Technique):
 
     @classmethod
     def applies(cls, spec: SearchSpec) -> bool:
-        """The efficient families take float signals (C, L) or images (C, H, W)."""
+        """Every family here takes float signals (C, L) or images (C, H, W)."""
         return spec.input_dtype == "float32" and len(spec.input_shape) in INPUT_RANKS
 
     @classmethod
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> ArchConfig:
-        """One architecture of the default space, distilled from the parent."""
-        family, args = sample_architecture(trial, ArchConfig())
+        """One architecture of the default space (the families that read the input),
+        distilled from the parent."""
+        config = ArchConfig()
+        families = _default_families(tuple(spec.input_shape),
+                                      int(spec.model.get("num_classes") or 2))
+        family, args = sample_architecture(trial, config, families, tuple(spec.input_shape))
         return ArchConfig(architecture=Architecture(family=family, args=args),
                           train=TrainConfig(**spec.train))
 
@@ -252,9 +360,13 @@ class Arch(Technique):
         arch: ArchConfig = config  # type: ignore[assignment]
         if arch.architecture is None:
             return f"{arch.trials} trials"
-        args = model_config(arch.architecture.family, arch.architecture.args).model_dump()
+        family = arch.architecture.family
+        args = model_config(family, arch.architecture.args).model_dump()
+        if family not in EFFICIENT:
+            shown = [f"{name}={args[name]}" for name in family_space(family, arch)]
+            return " ".join([family, *shown])
         phi = f" phi{args['phi']:g}" if "phi" in args else ""
-        return (f"{arch.architecture.family} w{args['width_mult']:g} d{args['depth']} "
+        return (f"{family} w{args['width_mult']:g} d{args['depth']} "
                 f"k{args['kernel_size']} e{args['expansion']} {args['head']}{phi}")
 
     @classmethod

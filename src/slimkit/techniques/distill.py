@@ -96,6 +96,8 @@ def student_spec(config: DistillConfig, teacher_spec: dict[str, Any]) -> tuple[s
             raise TechniqueError(f"distill.{key}_mult: the teacher's model "
                                  f"{teacher_spec['family']!r} has no {key} parameter")
         args[key] = max(1, round(args[key] * mult))
+    if isinstance(args.get("heads"), int) and args.get("width"):  # attention: whole heads
+        args["width"] = max(1, round(args["width"] / args["heads"])) * args["heads"]
     return teacher_spec["family"], args
 
 

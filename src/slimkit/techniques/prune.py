@@ -89,6 +89,19 @@ def schedule_ratios(kind: str, target: float, steps: int) -> list[float]:
     return [target * (1 - (1 - f) ** 3) for f in fractions]  # gradual: Zhu & Gupta's cubic
 
 
+def refuse_recurrent(model: nn.Module, mode: str) -> None:
+    """GRU/LSTM layers cannot be pruned here: torch-pruning (1.6) prunes single-layer LSTMs
+    only, fails on those (an index error in ``weight_hh``), and has no GRU support; and
+    magnitude pruning of their weights would leave the runtime's dense kernels as fast."""
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
+    if kinds:
+        layer = kinds[0].lower()
+        raise TechniqueError(
+            f"prune: {mode} pruning is not supported for {layer} layers (torch-pruning has no "
+            f"working {kinds[0]} pruner; zeroed recurrent weights run as fast); for a smaller "
+            f"{layer}, use distill with width_mult (fewer hidden units) or arch")
+
+
 def classifier_head(model: nn.Module, num_classes: int) -> nn.Module:
     """The last layer producing the class scores; it is never pruned."""
     layers = [m for m in model.modules() if isinstance(m, PRUNABLE)]
@@ -209,6 +222,7 @@ class Prune(Technique):
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: PruneConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)
+        refuse_recurrent(model, config.mode)
         teacher = copy.deepcopy(model) if config.distill is not None else None
         self_pruning = callable(getattr(model, "prune_structured", None))
         if config.mode == "structured" and self_pruning:

@@ -67,6 +67,10 @@ TRANSFORMER_STATIC_OPS = ("MatMul", "Gemm")
 # SkipLayerNormalization): they are float32 in every file slimkit exports.
 FUSED_GRAPH_TYPES = {"DefaultTensorType": onnx.TensorProto.FLOAT}
 SLOWER_MARGIN = 0.05  # slower than the parent by more than this at batch 1 or in bulk: flagged
+# recurrent operators: onnxruntime runs LSTM in int8 with dynamic quantization only
+# (DynamicQuantizeLSTM); it has no int8 GRU or RNN kernel, and no QDQ form of any of them
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+DYNAMIC_RECURRENT = ("LSTM",)
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
              "QLinearMatMul", "ConvInteger", "MatMulInteger"}
 
@@ -138,6 +142,31 @@ def is_reduced(path: Path, mode: str) -> bool:
     int8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
     return any(i.data_type in int8 for i in model.graph.initializer) and any(
         n.op_type in QUANT_OPS for n in model.graph.node)
+
+
+def recurrent_ops(path: Path) -> list[str]:
+    """The recurrent operator types of the ONNX file at ``path``."""
+    return sorted({n.op_type for n in onnx.load(str(path)).graph.node
+                   if n.op_type in RECURRENT_OPS})
+
+
+def check_recurrent(path: Path, mode: str, params: dict[str, Any]) -> None:
+    """Refuse a mode that would leave every recurrent operator in float (static, qat: there is
+    no QDQ form of them); record what dynamic int8 keeps in float (GRU)."""
+    found = recurrent_ops(path)
+    if not found:
+        return
+    if mode in ("static", "qat"):
+        raise TechniqueError(
+            f"quantize: mode {mode} cannot run {'/'.join(found)} in int8 (onnxruntime has no "
+            f"QDQ kernel for recurrent operators; only the layers around them would be int8); "
+            f"use mode: dynamic (int8 LSTM kernel; GRU stays float) or fp16")
+    if mode == "dynamic":
+        kept = [op for op in found if op not in DYNAMIC_RECURRENT]
+        params["recurrent_int8"] = [op for op in found if op in DYNAMIC_RECURRENT]
+        if kept:
+            params["kept_float"] = {op: "onnxruntime has no int8 kernel for it; the layers "
+                                        "around it are int8" for op in kept}
 
 
 def quiet_quantizer() -> contextlib.AbstractContextManager[None]:
@@ -314,6 +343,10 @@ class Quantize(Technique):
     def apply(self, parent: Candidate, context: Context) -> Candidate:
         config: QuantizeConfig = self.config  # type: ignore[assignment]
         model, spec = context.load_model(parent)
+        params: dict[str, Any] = config.model_dump()
+        checked = context.run_dir / parent.artifacts.get("onnx", "-")
+        if checked.is_file():  # before QAT's training: a mode that cannot apply says so first
+            check_recurrent(checked, config.mode, params)
         training: dict[str, Any] = {}
         ranges: list[LayerRange] = []
         if config.mode == "qat":
@@ -327,11 +360,9 @@ class Quantize(Technique):
                              progress=context.progress, description=f"{context.new_id} qat",
                              param_groups=[ranges_group])
             training, ranges = result.to_dict(), qat.ranges
-        params: dict[str, Any] = config.model_dump()
         with tempfile.TemporaryDirectory(prefix="slimkit-quant-") as tmp:
             folder = Path(tmp)
             fp32 = folder / "fp32.onnx"
-            checked = context.run_dir / parent.artifacts.get("onnx", "-")
             if config.mode in ("static", "qat") and context.task.token_inputs:
                 # QDQ quantizers (NNCF, onnxruntime's) read standard operators: a fused
                 # Attention would stay float
@@ -341,6 +372,7 @@ class Quantize(Technique):
                 shutil.copyfile(checked, fp32)  # the parent's export, checked against torch
             else:
                 export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
+            check_recurrent(fp32, config.mode, params)
             src = fp32
             if config.preprocess and config.mode != "fp16":
                 src, params["preprocess_result"] = _preprocess(fp32, folder)
