@@ -3,7 +3,7 @@
 A 1-D signal ``(channels, length)`` is ``length`` steps of ``channels`` features. An image
 ``(channels, height, width)`` is a sequence only when asked (``rows: true``): ``height`` steps
 of ``channels * width`` features, one row per step. Anything else is refused with the reason,
-which ``arch`` logs when it skips a family.
+which ``arch`` prints and records when it skips a family.
 """
 
 from __future__ import annotations
@@ -33,19 +33,10 @@ def sequence_shape(family: str, input_shape: tuple[int, ...], rows: bool) -> tup
         return height, channels * width
     if len(input_shape) == 3:
         raise ModelError(f"model {family!r} reads sequences (channels, length); the input "
-                         f"{tuple(input_shape)} is an image: set rows: true to read its rows "
-                         f"as a sequence")
+                         f"{tuple(input_shape)} is an image: set rows: true (--set "
+                         f"model.rows=true) to read its rows as a sequence")
     raise ModelError(f"model {family!r} reads sequences (channels, length), not "
                      f"{len(input_shape)}-d inputs {tuple(input_shape)}")
-
-
-def sequence_error(family: str, input_shape: tuple[int, ...], rows: bool = False) -> str | None:
-    """Why ``family`` cannot read ``input_shape`` (None: it can)."""
-    try:
-        sequence_shape(family, input_shape, rows)
-    except ModelError as err:
-        return str(err)
-    return None
 
 
 class StepsLast(nn.Module):
@@ -54,8 +45,7 @@ class StepsLast(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
-            x = x.permute(0, 2, 1, 3).flatten(2)  # (b, h, c, w) -> (b, h, c*w)
-            return x
+            return x.permute(0, 2, 1, 3).flatten(2)  # (b, h, c, w) -> (b, h, c*w)
         return x.transpose(1, 2)
 
 
