@@ -117,7 +117,7 @@ def test_on_images_the_sequence_families_need_rows() -> None:
 
     families = ["cnn1d", "cnn2d", "gru", "transformer"]
     usable, skipped = usable_families(ArchConfig(families=families), (1, 8, 8), 10)
-    assert usable == ["cnn2d"] and "set rows: true" in skipped["gru"]
+    assert usable == ["cnn2d"] and "set arch's rows: true" in skipped["gru"]
     assert "takes 2-d inputs" in skipped["cnn1d"]
     usable, _ = usable_families(ArchConfig(families=families, rows=True), (1, 8, 8), 10)
     assert usable == ["cnn2d", "gru", "transformer"]
@@ -148,6 +148,10 @@ def test_a_family_space_names_known_arguments() -> None:
 
     for spaces, message in (({"gru": {"hidden": [8]}}, r"gru\.hidden: not a parameter of gru"),
                             ({"resnet": {"width": [8]}}, r"'resnet': not a family"),
-                            ({"tcn": {"width": []}}, r"tcn\.width: give at least one")):
+                            ({"tcn": {"width": []}}, r"tcn\.width: give at least one"),
+                            ({"gru": {"width": [0]}}, r"gru: the choices .* greater than"),
+                            ({"gru": {"readout": ["avg"]}}, r"gru: the choices .*readout"),
+                            ({"transformer": {"heads": [3]}}, r"heads \(3\) must divide"),
+                            ({"tcn": {"width": [[8]]}}, r"tcn\.width: choices are numbers")):
         with pytest.raises(RecipeError, match=message):
             validate(ArchConfig, {"spaces": spaces}, prefix="steps[0].params", error=RecipeError)

@@ -72,6 +72,10 @@ def test_structured_pruning_or_the_reason(family: str, parents, tmp_path: Path) 
         with pytest.raises(TechniqueError, match=rf"not supported for {family} layers .* "
                                                  r"distill with width_mult"):
             _apply("prune", params, family, parents, tmp_path / "run")
+        with pytest.raises(TechniqueError, match=rf"unstructured pruning is not supported for "
+                                                 rf"{family} layers \(zeroed .* as fast"):
+            _apply("prune", {**params, "mode": "unstructured"}, family, parents,
+                   tmp_path / "unstructured")
         return
     child = _apply("prune", params, family, parents, tmp_path / "run")
     parent = parents[family][2]
@@ -112,3 +116,36 @@ def test_a_cnn_teacher_distills_into_a_gru_student(tmp_path: Path) -> None:
     assert student.status == "ok" and student.model["family"] == "gru", student.error
     assert student.params["teacher"] == "c0"
     assert quantized.status == "ok" and quantized.params["kept_float"], quantized.error
+
+
+def test_a_search_from_a_recurrent_model_offers_only_what_applies() -> None:
+    import optuna
+
+    from slimkit.techniques import PrefixedTrial, SearchSpec
+
+    for family in RECURRENT:
+        spec = SearchSpec(model={"family": family, "args": {}, "input_shape": [1, 40],
+                                 "num_classes": 10, "input_dtype": "float32"})
+        assert not TECHNIQUES.get("prune").applies(spec)
+        quantize = TECHNIQUES.get("quantize")
+        assert [s.params for s in quantize.seeds(spec)] == [{"mode": "dynamic"}]
+        trial = optuna.create_study().ask()
+        assert quantize.search_space(PrefixedTrial(trial, "quantize."), spec).mode == "dynamic"
+
+
+def test_the_accuracy_fallback_can_keep_the_lstm_in_float(parents, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import onnx
+
+    from slimkit.techniques import quantize
+
+    # every int8 file scores below the float one: the fallback weighs every candidate layer
+    monkeypatch.setattr(quantize, "val_score",
+                        lambda path, _context: 1.0 if Path(path).name == "fp32.onnx" else 0.0)
+    child = _apply("quantize", {"mode": "dynamic", "max_accuracy_drop": 0.01}, "lstm", parents,
+                   tmp_path / "run")
+    graph = onnx.load(str(parents["lstm"][1] / parents["lstm"][2].artifacts["onnx"])).graph
+    lstm = {n.name for n in graph.node if n.op_type == "LSTM"}
+    assert lstm and lstm <= set(child.params["sensitivity"])
+    assert "fallback_exhausted" in child.flags  # nothing helped: every layer had to stay float

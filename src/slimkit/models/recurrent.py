@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from slimkit.models.base import register_model
 from slimkit.models.sequence import SequenceConfig, StepsLast, sequence_shape
 
+RECURRENT_FAMILIES = ("gru", "lstm")  # their int8 and pruning limits: see the techniques
 RECURRENT_SEARCH = {"width": [16, 32, 64, 128], "depth": [1, 2], "bidirectional": [False, True]}
 
 

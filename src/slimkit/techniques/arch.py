@@ -18,6 +18,8 @@ registered (``slimkit models``), overridden by ``spaces``.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -131,12 +133,32 @@ class ArchConfig(StudyLimits):
                                      f"{', '.join(fields)}")
                 if not choices:
                     raise ValueError(f"{family}.{name}: give at least one choice")
+            _check_combinations(family, {**(MODELS.get(family).search or {}), **space})
         return value
 
     @property
     def trial_budget(self) -> int:
         """Complete trials to run (the name ``run_trials`` reads)."""
         return self.trials
+
+
+def _check_combinations(family: str, space: dict[str, list[Any]], limit: int = 4096) -> None:
+    """Every combination of ``space`` must be a valid ``family`` config (for a large space,
+    each choice alone): a bad choice is refused here, not trial after trial."""
+    names = list(space)
+    grid = [dict(zip(names, values, strict=True)) for values in
+            itertools.product(*space.values())] if math.prod(map(len, space.values())) <= limit \
+        else [{name: choice} for name in names for choice in space[name]]
+    for args in grid:
+        for name, choice in args.items():
+            if not isinstance(choice, bool | int | float | str):
+                raise ValueError(f"{family}.{name}: choices are numbers, booleans or text, "
+                                 f"got {choice!r}")
+        try:
+            model_config(family, args)
+        except ModelError as err:
+            raise ValueError(f"{family}: the choices {args} are not a valid {family}: "
+                             f"{err}") from None
 
 
 def family_space(family: str, config: ArchConfig) -> dict[str, list[Any]]:
@@ -157,6 +179,11 @@ def usable_families(config: ArchConfig, input_shape: tuple[int, ...], outputs: i
     family's default model: the same check as every model build."""
     usable, skipped = [], {}
     for family in config.families:
+        if "rows" in MODELS.get(family).config.model_fields and len(input_shape) == 3 \
+                and not config.rows:
+            skipped[family] = (f"{family} reads sequences and the input {tuple(input_shape)} "
+                               f"is an image; set arch's rows: true to read its rows as steps")
+            continue
         try:
             build_model(family, fixed_args(family, config, input_shape), input_shape, outputs)
         except ModelError as err:
@@ -193,8 +220,17 @@ def sample_architecture(trial: optuna.Trial | PrefixedTrial, config: ArchConfig,
 
 @functools.lru_cache(maxsize=32)
 def _default_families(input_shape: tuple[int, ...], outputs: int) -> list[str]:
-    """The default families that read ``input_shape`` (built once per shape)."""
-    return usable_families(ArchConfig(), input_shape, outputs)[0]
+    """The default families that read ``input_shape`` (built once per shape, when the skipped
+    ones are printed with the reason)."""
+    usable, skipped = usable_families(ArchConfig(), input_shape, outputs)
+    print_skipped(skipped)
+    return usable
+
+
+def print_skipped(skipped: dict[str, str]) -> None:
+    """One stderr line per family ``arch`` cannot use here, with the reason."""
+    for family, why in skipped.items():
+        err_console.print(f"arch: {family} skipped: {why}", highlight=False, soft_wrap=True)
 
 
 def family_fronts(study: optuna.Study) -> dict[str, list[int]]:
@@ -282,9 +318,7 @@ class Arch(Technique):
                                teacher, context, {})
         families, skipped = usable_families(config, context.task.input_shape,
                                             context.task.num_classes)
-        for family, why in skipped.items():
-            err_console.print(f"arch: {family} skipped: {why}", highlight=False,
-                              soft_wrap=True)
+        print_skipped(skipped)
         study = self._study(teacher, context, families)
         parent_latency = parent.latency_ms()
         if parent_latency is None:

@@ -22,6 +22,7 @@ from slimkit.core.errors import TechniqueError
 from slimkit.core.runs import Candidate
 from slimkit.measure.compare import measurably_faster
 from slimkit.measure.profile import model_stats
+from slimkit.models import RECURRENT_FAMILIES
 from slimkit.tasks.metrics import training_loss
 from slimkit.techniques.base import (
     Context,
@@ -90,16 +91,17 @@ def schedule_ratios(kind: str, target: float, steps: int) -> list[float]:
 
 
 def refuse_recurrent(model: nn.Module, mode: str) -> None:
-    """GRU/LSTM layers cannot be pruned here: torch-pruning (1.6) prunes single-layer LSTMs
-    only, fails on those (an index error in ``weight_hh``), and has no GRU support; and
-    magnitude pruning of their weights would leave the runtime's dense kernels as fast."""
+    """GRU/LSTM layers cannot be pruned here. Structured: torch-pruning (1.6) prunes
+    single-layer LSTMs only, fails on those (an index error in ``weight_hh``), and has no GRU
+    support. Unstructured: zeroed recurrent weights leave the runtime's dense kernels as fast."""
     kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
     if kinds:
         layer = kinds[0].lower()
+        why = (f"torch-pruning has no working {kinds[0]} pruner" if mode == "structured"
+               else f"zeroed {kinds[0]} weights run exactly as fast in onnxruntime's kernel")
         raise TechniqueError(
-            f"prune: {mode} pruning is not supported for {layer} layers (torch-pruning has no "
-            f"working {kinds[0]} pruner; zeroed recurrent weights run as fast); for a smaller "
-            f"{layer}, use distill with width_mult (fewer hidden units) or arch")
+            f"prune: {mode} pruning is not supported for {layer} layers ({why}); for a "
+            f"smaller {layer}, use distill with width_mult (fewer hidden units) or arch")
 
 
 def classifier_head(model: nn.Module, num_classes: int) -> nn.Module:
@@ -301,6 +303,11 @@ class Prune(Technique):
         if not measurably_faster(candidate, parent, config.min_speedup - 1):
             candidate.flags.append("no_speedup")
         return candidate
+
+    @classmethod
+    def applies(cls, spec: SearchSpec) -> bool:
+        """Not to the recurrent families (see ``refuse_recurrent``)."""
+        return spec.model.get("family") not in RECURRENT_FAMILIES
 
     @classmethod
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> PruneConfig:

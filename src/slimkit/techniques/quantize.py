@@ -39,6 +39,7 @@ from slimkit.measure.evaluate import split_metrics
 from slimkit.measure.onnx import export_onnx, run_onnx
 from slimkit.measure.parity import quiet_logger
 from slimkit.measure.race import race, speed_ratio
+from slimkit.models import RECURRENT_FAMILIES
 from slimkit.techniques.base import (
     Context,
     PrefixedTrial,
@@ -329,6 +330,8 @@ class Quantize(Technique):
     def search_space(cls, trial: PrefixedTrial, spec: SearchSpec) -> QuantizeConfig:
         """An int8 mode; per-channel weights are chosen on val, the accuracy fallback keeps
         sensitive layers in float within what the chain has left of the budget."""
+        if spec.model.get("family") in RECURRENT_FAMILIES:  # no QDQ form of GRU/LSTM
+            return QuantizeConfig(mode=trial.suggest_categorical("mode", ["dynamic"]))
         return QuantizeConfig(mode=trial.suggest_categorical("mode",
                                                              ["dynamic", "static", "qat"]))
 
@@ -338,6 +341,8 @@ class Quantize(Technique):
 
     @classmethod
     def seeds(cls, spec: SearchSpec) -> list[Seed]:
+        if spec.model.get("family") in RECURRENT_FAMILIES:
+            return [Seed({"mode": "dynamic"})]
         return [Seed({"mode": "static"})]
 
     def apply(self, parent: Candidate, context: Context) -> Candidate:
@@ -417,7 +422,9 @@ class Quantize(Technique):
             config = _choose_granularity(src, folder, config, context, overrides)
             params["per_channel"] = config.per_channel
             params["per_channel_choice"] = f"auto (val {context.task.metric})"
-        nodes = quantizable_nodes(src, config.op_types)
+        candidate_ops = config.op_types or (
+            [*QUANTIZABLE, *DYNAMIC_RECURRENT] if config.mode == "dynamic" else None)
+        nodes = quantizable_nodes(src, candidate_ops)  # the fallback's candidates
         if not nodes:
             kinds = ", ".join(config.op_types or QUANTIZABLE)
             raise TechniqueError(f"quantize: the model has no quantizable operators "
