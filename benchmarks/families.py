@@ -51,6 +51,7 @@ IMAGE_SIZES = {"cnn2d": {"small": {"width": 8, "depth": 1}, "large": {"width": 3
                       for size, args in SIGNAL_SIZES[f].items()}
                   for f in ("gru", "lstm", "tcn", "transformer")}}
 RECURRENT = ("gru", "lstm")
+SHOWN = ("width", "width_mult", "depth", "heads", "patch", "bidirectional", "rows", "phi")
 RACE = ProfileSettings(throughput_batch=256, min_seconds=3.0)
 
 
@@ -123,7 +124,7 @@ def report(run: Run, task_name: str) -> None:
     for c in done:
         t, t0 = timed[c.id], timed["c0"]
         model = f"{c.model['family']} " + ", ".join(
-            f"{k}={v}" for k, v in c.model["args"].items() if k in _shown(c.model["family"]))
+            f"{k}={v}" for k, v in c.model["args"].items() if k in SHOWN)
         print(f"| {c.id} {c.step or 'baseline'} | {model} | {c.metric('val', metric):.4f} | "
               f"{c.metric('test', metric):.4f} | {t['latency_ms']:.4f} ms | "
               f"{t0['latency_ms'] / t['latency_ms']:.2f}x | {t['throughput_sps']:,.0f}/s | "
@@ -144,12 +145,11 @@ def report(run: Run, task_name: str) -> None:
             and c.params["architecture"]] + [base]
     budget = timed["c0"]["latency_ms"]
     within = [c for c in hand if timed[c.id]["latency_ms"] <= budget]
-    pick = max(within, key=lambda c: (1 if task.direction == "maximize" else -1)
-               * c.metric("val", metric))
+    sign = 1 if task.direction == "maximize" else -1
+    pick = max(within, key=lambda c: sign * c.metric("val", metric))
     print(f"\nAt or under the default model's latency ({budget:.4f} ms), the best val {metric}: "
           f"{pick.id} {pick.step or 'baseline'} ({pick.metric('val', metric):.4f}, "
           f"test {pick.metric('test', metric):.4f}, {timed[pick.id]['latency_ms']:.4f} ms).")
-    sign = 1 if task.direction == "maximize" else -1
     by_family: dict[str, Candidate] = {}
     for c in hand:
         family = c.model["family"]
@@ -214,10 +214,6 @@ def int8_row(c: Candidate, parent: Candidate, timed: dict[str, Any], metric: str
           f"{timed[parent.id]['throughput_sps']:,.0f}/s, {c.size_bytes / 1000:.1f} KB vs "
           f"{parent.size_bytes / 1000:.1f} KB; int8 recurrent: {c.params.get('recurrent_int8')}"
           f", kept float: {list(c.params.get('kept_float', {}))}")
-
-
-def _shown(family: str) -> tuple[str, ...]:
-    return ("width", "width_mult", "depth", "heads", "patch", "bidirectional", "rows", "phi")
 
 
 if __name__ == "__main__":

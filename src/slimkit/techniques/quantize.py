@@ -377,7 +377,8 @@ class Quantize(Technique):
                 shutil.copyfile(checked, fp32)  # the parent's export, checked against torch
             else:
                 export_onnx(model, context.task.input_shape, fp32, context.task.test.x[:256])
-            check_recurrent(fp32, config.mode, params)
+            if not checked.is_file():  # checked above otherwise
+                check_recurrent(fp32, config.mode, params)
             src = fp32
             if config.preprocess and config.mode != "fp16":
                 src, params["preprocess_result"] = _preprocess(fp32, folder)
